@@ -21,7 +21,9 @@ import {
 } from './mm/migrate.js'
 import type { MigrationSession } from './mm/migration-session.js'
 import { dmaRead, dmaWrite } from './mm/dma.js'
-import { PROT_WRITE } from './mm/vma.js'
+import { PROT_WRITE, protName } from './mm/vma.js'
+import { residency } from './mm/residency.js'
+import { PAGE_SIZE } from '../../shared/units.js'
 
 export interface SvmServiceDeps {
   mmctx: MmContext
@@ -210,6 +212,21 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
     const s = ctx.sessions.get(p.session)
     if (s === undefined || s.gpu !== gpuOf()) return { result: { orphans: [] } }
     return { result: { orphans: abortSession(ctx, s) } }
+  })
+
+  peer.handle('mm.vmas', (p) => {
+    const mm = ctx.mm(p.pid)
+    return {
+      result: {
+        vmas: mm.vmas.overlapping(p.start, p.end).map((v) => ({ start: v.start, end: v.end, prot: protName(v.prot), shared: v.shm !== null }))
+      }
+    }
+  })
+
+  peer.handle('mm.residency', (p) => {
+    const mm = ctx.mm(p.pid)
+    if (p.end <= p.start || p.start % PAGE_SIZE !== 0 || p.end % PAGE_SIZE !== 0) throw svmError('EINVAL', 'residency span must be page aligned')
+    return { result: { runs: residency(mm, p.start, p.end) } }
   })
 
   peer.handle('dma.read', (p) => ({ result: {}, data: [dmaRead(ctx.phys.system, p.segs)] }))

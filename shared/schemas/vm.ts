@@ -71,12 +71,16 @@ export type RangeInfo = Static<typeof RangeInfo>
 
 const U32 = Type.Integer({ minimum: 0, maximum: 0xffffffff })
 const Byte = Type.Integer({ minimum: 0, maximum: 255 })
-const MAX_OP_LENGTH = 256 * 1024 * 1024
+/** A read returns its bytes in the reply: 64 MiB at most. */
+export const MAX_READ_LENGTH = 64 * 1024 * 1024
+/** fill, copy and checksum stream through the GPU: up to 1 GiB. */
+export const MAX_OP_LENGTH = 1024 * 1024 * 1024
+const ReadLength = Type.Integer({ minimum: 1, maximum: MAX_READ_LENGTH })
 const OpLength = Type.Integer({ minimum: 1, maximum: MAX_OP_LENGTH })
 
 /** exec ops as REST clients write them. */
 export const ExecOp = Type.Union([
-  Closed({ op: Type.Literal('read'), addr: Address, length: OpLength }),
+  Closed({ op: Type.Literal('read'), addr: Address, length: ReadLength }),
   Closed({ op: Type.Literal('write'), addr: Address, data: Type.String({ contentEncoding: 'base64', minLength: 1 }) }),
   Closed({ op: Type.Literal('fill'), addr: Address, length: OpLength, byte: Byte }),
   Closed({ op: Type.Literal('read_u32'), addr: Address }),
@@ -95,8 +99,8 @@ export type ExecStats = Static<typeof ExecStats>
 
 /** exec ops on the wire: write data is a slice [at, at + length) of the binary payload. */
 export const WireExecOp = Type.Union([
-  Closed({ op: Type.Literal('read'), addr: Address, length: OpLength }),
-  Closed({ op: Type.Literal('write'), addr: Address, at: Count, length: OpLength }),
+  Closed({ op: Type.Literal('read'), addr: Address, length: ReadLength }),
+  Closed({ op: Type.Literal('write'), addr: Address, at: Count, length: ReadLength }),
   Closed({ op: Type.Literal('fill'), addr: Address, length: OpLength, byte: Byte }),
   Closed({ op: Type.Literal('read_u32'), addr: Address }),
   Closed({ op: Type.Literal('write_u32'), addr: Address, value: U32 }),

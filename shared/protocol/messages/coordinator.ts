@@ -125,6 +125,14 @@ export const CoordinatorMethods = {
   'migrate.collect_device_pfns': { params: Closed({ pfns: Ints }), result: ToRamCollected },
   'migrate.commit_to_ram': { params: Closed({ session: Count }), result: Closed({}) },
   'migrate.abort': { params: Closed({ session: Count }), result: Closed({ orphans: Ints }) },
+  'mm.vmas': {
+    params: Closed({ pid: Id, start: Address, end: Address }),
+    result: Closed({ vmas: Type.Array(Closed({ start: Address, end: Address, prot: Type.String(), shared: Bool })) })
+  },
+  'mm.residency': {
+    params: Closed({ pid: Id, start: Address, end: Address }),
+    result: Closed({ runs: Type.Array(Closed({ addr: Address, length: Count, location: Type.String() })) })
+  },
   'dma.read': { params: Closed({ segs: Ints }), result: Closed({}) },
   'dma.write': { params: Closed({ segs: Ints }), result: Closed({}) }
 } as const

@@ -1,0 +1,45 @@
+import t from 'tap'
+import { machine, P, MiB, b64, unb64 } from '../helpers/cluster.js'
+import { bytes } from '../helpers/mm-harness.js'
+
+t.test('GPU reads CPU data, migrates it to VRAM, CPU reads it back', async (t) => {
+  const m = await machine()
+  t.teardown(m.close)
+  const { pid } = m.api.createProcess()
+  const { addr } = await m.api.mmap(pid, { length: 2 * MiB })
+  const data = bytes(2 * MiB, 3)
+  await m.api.writeMemory(pid, addr, data)
+  const { vm } = await m.api.createVm({ gpu: 0, pid })
+  const r = await m.api.exec(vm, { ops: [{ op: 'read', addr, length: 64 }, { op: 'checksum', addr, length: 2 * MiB }] })
+  t.same(unb64(r.results[0]?.data), data.subarray(0, 64))
+  t.equal(r.stats.faults, 1, 'one fault for the whole 2 MiB range')
+  t.equal(r.stats.migratedToDevice, 2 * MiB)
+  t.same(m.api.residency(pid, addr, 2 * MiB).runs, [{ addr, length: 2 * MiB, location: 'gpu0' }])
+  const ranges = await m.api.ranges(vm)
+  t.same(ranges.map((x) => [x.start, x.end, x.location, x.bound]), [[addr, addr + 2 * MiB, 'gpu0', true]])
+  // GPU writes in VRAM, CPU sees them (the CPU fault migrates the allocation back).
+  await m.api.exec(vm, { ops: [{ op: 'write', addr: addr + 100, data: b64(Buffer.from('gpu was here')) }] })
+  const back = await m.api.readMemory(pid, addr, 2 * MiB)
+  const want = Buffer.from(data)
+  Buffer.from('gpu was here').copy(want, 100)
+  t.same(back, want)
+  t.same(m.api.residency(pid, addr, 2 * MiB).runs, [{ addr, length: 2 * MiB, location: 'system' }])
+  const info = await m.api.gpu(0)
+  t.equal(info.vram.used, 0, 'VRAM freed when the pages left')
+})
+
+t.test('never-touched memory reads as zeros on the GPU; CPU sees GPU writes', async (t) => {
+  const m = await machine()
+  t.teardown(m.close)
+  const { pid } = m.api.createProcess()
+  const { addr } = await m.api.mmap(pid, { length: 16 * P })
+  const { vm } = await m.api.createVm({ gpu: 0, pid })
+  await m.api.madvise(vm, { addr, length: 16 * P, preferredLocation: 'system' })
+  const r = await m.api.exec(vm, { ops: [{ op: 'read', addr, length: 8 * P }] })
+  t.same(unb64(r.results[0]?.data), Buffer.alloc(8 * P))
+  await m.api.exec(vm, { ops: [{ op: 'fill', addr: addr + P, length: 2 * P, byte: 0xab }, { op: 'write_u32', addr: addr + 8, value: 0xdeadbeef }] })
+  const cpu = await m.api.readMemory(pid, addr, 3 * P)
+  t.equal(cpu.readUInt32LE(8), 0xdeadbeef)
+  t.same(cpu.subarray(P, 3 * P), Buffer.alloc(2 * P, 0xab))
+  t.same(m.api.residency(pid, addr, 16 * P).runs[0]?.location, 'system', 'preferred system: stayed in RAM')
+})
