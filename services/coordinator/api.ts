@@ -13,6 +13,7 @@ import type {
   MadviseBody, PrefetchBody, RangeInfo, WireExecOp
 } from '../../shared/schemas/vm.js'
 import type { Coordinator } from './coordinator.js'
+import type { GpuState } from './gpu-registry.js'
 import { mmap, mprotect, mremap, munmap } from './mm/map-ops.js'
 import { cpuRead, cpuWrite } from './mm/cpu-access.js'
 import { residency, snapshot, type ResidencyRun, type SnapshotRun } from './mm/residency.js'
@@ -89,7 +90,7 @@ export class CoordinatorApi {
 
   // ------------------------------------------------------------ topology
 
-  async topology (): Promise<{ gpus: Array<{ id: number, state: string, owner: number | null, vram: { total: number, used: number } }>, links: Array<{ a: number, b: number, up: boolean, bandwidthGBps: number, latencyUs: number }> }> {
+  async topology (): Promise<{ gpus: Array<{ id: number, state: GpuState, owner: number | null, vram: { total: number, used: number } }>, links: Array<{ a: number, b: number, up: boolean, bandwidthGBps: number, latencyUs: number }> }> {
     const entries = [...this.c.gpus.entries.values()]
     const infos = await Promise.all(entries.map(async (e) => await this.c.gpuInfo(e.id, 1000)))
     return {
@@ -107,7 +108,7 @@ export class CoordinatorApi {
     return this.c.gpus.owners.list().map((g) => ({ owner: g.owner, gpus: [...g.members].sort((a, b) => a - b) }))
   }
 
-  async gpu (id: number): Promise<GpuInfo & { id: number, state: string, owner: number | null }> {
+  async gpu (id: number): Promise<GpuInfo & { id: number, state: GpuState, owner: number | null }> {
     const e = this.c.gpus.get(id)
     const info = await this.c.gpuInfo(id, 5000)
     if (info === null) {
