@@ -201,14 +201,23 @@ export class CoordinatorApi {
     const { peer } = this.c.vmTarget(vm)
     const chunks: Uint8Array[] = []
     let at = 0
-    const ops: WireExecOp[] = body.ops.map((op) => {
-      if ('addr' in op && op.addr >= USER_SPACE_END) throw svmError('EINVAL', 'the VM mirrors [0, 2^47)')
-      if (op.op === 'copy' && (op.src >= USER_SPACE_END || op.dst >= USER_SPACE_END)) throw svmError('EINVAL', 'the VM mirrors [0, 2^47)')
-      if (op.op !== 'write') return op
+    const ops: WireExecOp[] = body.ops.map((op, opIndex) => {
+      // The whole span an op touches must lie in the mirror, or the job is refused before any op runs.
+      const outside = (addr: number, length: number): boolean => addr >= USER_SPACE_END || length > USER_SPACE_END - addr
+      const mirrorOnly = (): SvmError => svmError('EINVAL', 'the VM mirrors [0, 2^47)', { opIndex })
+      if (op.op === 'copy') {
+        if (outside(op.src, op.length) || outside(op.dst, op.length)) throw mirrorOnly()
+        return op
+      }
+      if (op.op !== 'write') {
+        if (outside(op.addr, 'length' in op ? op.length : 4)) throw mirrorOnly()
+        return op
+      }
       const data = Buffer.from(op.data, 'base64')
       if (data.byteLength === 0 || data.toString('base64').replace(/=+$/, '') !== op.data.replace(/=+$/, '')) {
         throw svmError('E_VALIDATION', 'write data is not valid base64')
       }
+      if (outside(op.addr, data.byteLength)) throw mirrorOnly()
       chunks.push(data)
       const w = { op: 'write' as const, addr: op.addr, at, length: data.byteLength }
       at += data.byteLength

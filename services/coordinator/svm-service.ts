@@ -164,8 +164,9 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
   })
 
   peer.handle('mmu.notifier_remove', (p) => {
+    const gpu = gpuOf()
     const mm = ctx.mms.get(p.pid)
-    if (mm !== undefined) for (const id of p.ids) mm.notifiers.remove(gpuOf(), id)
+    if (mm !== undefined) for (const id of p.ids) mm.notifiers.remove(gpu, id)
     return { result: {} }
   })
 
@@ -215,6 +216,7 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
   })
 
   peer.handle('mm.vmas', (p) => {
+    gpuOf()
     const mm = ctx.mm(p.pid)
     return {
       result: {
@@ -224,14 +226,19 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
   })
 
   peer.handle('mm.residency', (p) => {
+    gpuOf()
     const mm = ctx.mm(p.pid)
     if (p.end <= p.start || p.start % PAGE_SIZE !== 0 || p.end % PAGE_SIZE !== 0) throw svmError('EINVAL', 'residency span must be page aligned')
     return { result: { runs: residency(mm, p.start, p.end) } }
   })
 
-  peer.handle('dma.read', (p) => ({ result: {}, data: [dmaRead(ctx.phys.system, p.segs)] }))
+  peer.handle('dma.read', (p) => {
+    gpuOf()
+    return { result: {}, data: [dmaRead(ctx.phys.system, p.segs)] }
+  })
 
   peer.handle('dma.write', (p, data) => {
+    gpuOf()
     dmaWrite(ctx.phys.system, p.segs, data)
     return { result: {} }
   })

@@ -165,7 +165,6 @@ export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
           reject(svmError('ETIMEDOUT', `${method}: ${this.conn.label} did not answer within ${timeoutMs} ms`))
         }, timeoutMs)
         : undefined
-      timer?.unref?.()
       this.pending.set(id, { method, resolve: resolve as (r: Response<unknown>) => void, reject, timer })
       this.enqueue({ env: { t: 'q', id, m: method, p: params }, data: opts.data })
     })

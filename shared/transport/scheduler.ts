@@ -44,7 +44,9 @@ export class Scheduler {
   }
 
   schedule (channel: string, run: () => void): void {
-    if (this.rng === null && this.extraDelay.size === 0) {
+    // The microtask fast path only while nothing waits in the heap: a delivery
+    // still queued there (an injected delay just removed) must not be overtaken.
+    if (this.rng === null && this.extraDelay.size === 0 && this.heap.length === 0) {
       queueMicrotask(run)
       return
     }

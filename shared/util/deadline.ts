@@ -16,7 +16,6 @@ export function withDeadline<T> (
     const timer = setTimeout(() => {
       reject(onTimeout !== undefined ? onTimeout() : svmError('ETIMEDOUT', `${what}: no answer within ${ms} ms`))
     }, ms)
-    timer.unref?.()
     promise.then(
       (v) => { clearTimeout(timer); resolve(v) },
       (e: unknown) => { clearTimeout(timer); reject(e) }

@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { CoordinatorApi } from '../api.js'
 import type { Coordinator } from '../coordinator.js'
-import { installErrorHandling } from './errors.js'
+import { frameworkError, installErrorHandling } from './errors.js'
 import { coordinatorMetrics } from './metrics.js'
 import { acceptGpuLinks } from './gpu-link.js'
 import { processRoutes } from './routes/processes.js'
@@ -30,6 +30,8 @@ export async function buildCoordinatorApp (opts: CoordinatorAppOptions): Promise
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: JSON_BODY_LIMIT,
     forceCloseConnections: 'idle',
+    // Errors raised before routing (a bad percent-escape in the URL, an over-long path id) get the same body as every other error.
+    frameworkErrors: frameworkError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } }
   }) as unknown as FastifyInstance
   installErrorHandling(app)

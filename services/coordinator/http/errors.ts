@@ -13,6 +13,17 @@ export function errorBody (statusCode: number, code: ErrorCode | 'EINTERNAL', me
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message, ...extra }
 }
 
+/**
+ * fastify's frameworkErrors hook: errors found before a route is chosen
+ * (FST_ERR_BAD_URL for a bad percent-escape, FST_ERR_MAX_PARAM_LENGTH for a
+ * path id longer than the router keeps) would otherwise be sent with
+ * fastify's own `code` (and 414 for the latter). Both are malformed
+ * requests: 400 E_VALIDATION, like any other malformed path id.
+ */
+export function frameworkError (err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(400).send(errorBody(400, 'E_VALIDATION', err.message))
+}
+
 export function installErrorHandling (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | SvmError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof SvmError) {

@@ -113,6 +113,8 @@ export interface FaultOptions {
    * for system memory (device pages of the range are evicted first).
    */
   target?: number | null
+  /** Prefetch: a failed migration is reported, not worked around. */
+  strict?: boolean
 }
 
 export async function handleFault (ctx: SvmContext, vm: GpuVm, addr: number, access: Access, job: JobStats, opts: FaultOptions = {}): Promise<FaultOutcome> {
@@ -166,6 +168,7 @@ export async function handleFault (ctx: SvmContext, vm: GpuVm, addr: number, acc
         timeslice <<= 1
         if (m.error !== null) {
           lastErr = m.error
+          if (opts.strict === true) throw m.error
           if (devmemOnly) {
             if (tries > 0) continue
             throw m.error

@@ -50,7 +50,7 @@ export async function prefetch (ctx: SvmContext, vm: GpuVm, p: PrefetchBody, job
     let a = Math.max(v.start, p.addr)
     const stop = Math.min(v.end, end)
     while (a < stop) {
-      const out = await handleFault(ctx, vm, a, access, job, { target: v.shared ? undefined : target })
+      const out = await handleFault(ctx, vm, a, access, job, { target: v.shared ? undefined : target, strict: true })
       a = Math.max(out.range.end, a + 4096)
     }
   }
