@@ -78,16 +78,22 @@ export const MAX_OP_LENGTH = 1024 * 1024 * 1024
 const ReadLength = Type.Integer({ minimum: 1, maximum: MAX_READ_LENGTH })
 const OpLength = Type.Integer({ minimum: 1, maximum: MAX_OP_LENGTH })
 
-/** exec ops as REST clients write them. */
-export const ExecOp = Type.Union([
-  Closed({ op: Type.Literal('read'), addr: Address, length: ReadLength }),
-  Closed({ op: Type.Literal('write'), addr: Address, data: Type.String({ contentEncoding: 'base64', minLength: 1 }) }),
+/** exec ops other than read/write: the same over REST and on the wire. */
+const CommonOps = [
   Closed({ op: Type.Literal('fill'), addr: Address, length: OpLength, byte: Byte }),
   Closed({ op: Type.Literal('read_u32'), addr: Address }),
   Closed({ op: Type.Literal('write_u32'), addr: Address, value: U32 }),
   Closed({ op: Type.Literal('atomic_add'), addr: Address, value: U32 }),
   Closed({ op: Type.Literal('copy'), src: Address, dst: Address, length: OpLength }),
   Closed({ op: Type.Literal('checksum'), addr: Address, length: OpLength })
+] as const
+const ReadOp = Closed({ op: Type.Literal('read'), addr: Address, length: ReadLength })
+
+/** exec ops as REST clients write them: write data is base64. */
+export const ExecOp = Type.Union([
+  ReadOp,
+  Closed({ op: Type.Literal('write'), addr: Address, data: Type.String({ contentEncoding: 'base64', minLength: 1 }) }),
+  ...CommonOps
 ])
 export type ExecOp = Static<typeof ExecOp>
 
@@ -99,14 +105,9 @@ export type ExecStats = Static<typeof ExecStats>
 
 /** exec ops on the wire: write data is a slice [at, at + length) of the binary payload. */
 export const WireExecOp = Type.Union([
-  Closed({ op: Type.Literal('read'), addr: Address, length: ReadLength }),
+  ReadOp,
   Closed({ op: Type.Literal('write'), addr: Address, at: Count, length: ReadLength }),
-  Closed({ op: Type.Literal('fill'), addr: Address, length: OpLength, byte: Byte }),
-  Closed({ op: Type.Literal('read_u32'), addr: Address }),
-  Closed({ op: Type.Literal('write_u32'), addr: Address, value: U32 }),
-  Closed({ op: Type.Literal('atomic_add'), addr: Address, value: U32 }),
-  Closed({ op: Type.Literal('copy'), src: Address, dst: Address, length: OpLength }),
-  Closed({ op: Type.Literal('checksum'), addr: Address, length: OpLength })
+  ...CommonOps
 ])
 export type WireExecOp = Static<typeof WireExecOp>
 

@@ -49,7 +49,7 @@ t.test('a hostile client is rejected while the GPUs keep working', async (t) => 
   ws.send(encodeFrame([{ env: { t: 'q', id: 6, m: 'svm.hmm_range_fault', p: { pid: 'x' } } }]))
   ws.send(encodeFrame([{ env: { t: 'q', id: 7, m: 'dma.read', p: { segs: [1, 0, 4096] } } }]))
   ws.send(encodeFrame([{ env: { t: 'q', id: 8, m: 'gpu.register', p: { gpu: 42, vramBytes: 1, instance: 'evil' } } }]))
-  ws.send(encodeFrame([{ env: { t: 'zz' } }, { env: [] }, { env: null }]))
+  ws.send(encodeFrame([{ env: { t: 'zz' } }, { env: [] }, { env: null as unknown as object }]))
   await until('error replies', async () => replies.length >= 4)
   const codes = Object.fromEntries((replies as Array<{ id: number, code: string }>).map((r) => [r.id, r.code]))
   t.same(codes, { 5: 'E_VALIDATION', 6: 'E_VALIDATION', 7: 'EPERM', 8: 'E_NOT_FOUND' })

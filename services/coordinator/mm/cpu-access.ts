@@ -9,25 +9,30 @@
  */
 import { PAGE_SIZE, alignDown, alignUp } from '../../../shared/units.js'
 import { hmmId } from '../../../shared/svm/page-id.js'
-import { faultRange } from './hmm.js'
+import { type FaultOptions, faultRange } from './hmm.js'
 import type { Mm } from './mm.js'
 import { ZERO_FRAME } from './system-memory.js'
 
-export async function cpuRead (mm: Mm, addr: number, length: number): Promise<Buffer> {
-  const out = Buffer.alloc(length)
-  const start = alignDown(addr, PAGE_SIZE)
-  const end = alignUp(addr + length, PAGE_SIZE)
-  await faultRange(mm, {
+/** The CPU's fault path: no device owner, check the whole span first, wait as long as the CPU would. */
+function cpuFault (mm: Mm, start: number, end: number, write: boolean): FaultOptions {
+  return {
     start,
     end,
     fault: true,
-    write: false,
+    write,
     owner: null,
     populateOnRead: false,
     precheck: true,
     timeoutMs: mm.ctx.config.cpuFaultDeadlineMs,
     timeoutCode: 'ETIMEDOUT'
-  }, ({ entries }) => {
+  }
+}
+
+export async function cpuRead (mm: Mm, addr: number, length: number): Promise<Buffer> {
+  const out = Buffer.alloc(length)
+  const start = alignDown(addr, PAGE_SIZE)
+  const end = alignUp(addr + length, PAGE_SIZE)
+  await faultRange(mm, cpuFault(mm, start, end, false), ({ entries }) => {
     const system = mm.phys.system
     for (let i = 0; i < entries.length; i++) {
       const frame = hmmId(entries[i] as number)
@@ -44,16 +49,7 @@ export async function cpuRead (mm: Mm, addr: number, length: number): Promise<Bu
 export async function cpuWrite (mm: Mm, addr: number, data: Uint8Array): Promise<void> {
   const start = alignDown(addr, PAGE_SIZE)
   const end = alignUp(addr + data.byteLength, PAGE_SIZE)
-  await faultRange(mm, {
-    start,
-    end,
-    fault: true,
-    write: true,
-    owner: null,
-    precheck: true,
-    timeoutMs: mm.ctx.config.cpuFaultDeadlineMs,
-    timeoutCode: 'ETIMEDOUT'
-  }, ({ entries }) => {
+  await faultRange(mm, cpuFault(mm, start, end, true), ({ entries }) => {
     const system = mm.phys.system
     for (let i = 0; i < entries.length; i++) {
       const frame = hmmId(entries[i] as number)

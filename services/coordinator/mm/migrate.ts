@@ -129,11 +129,7 @@ export function commitToDevice (ctx: MmContext, session: MigrationSession, dst: 
   if (dst.length !== session.slots) throw svmError('EINVAL', `migration ${session.id} needs ${session.slots} destination pages`)
   const counts = mappingsPerSlot(session)
   const placed = new Uint8Array(session.slots)
-  for (const [key, slot] of session.mappings) {
-    const pid = keyPid(key)
-    const vpn = keyVpn(key)
-    const mm = ctx.mms.get(pid)
-    if (mm === undefined || !holds(mm, vpn, session)) continue
+  forEachHeld(ctx, session, (mm, pid, vpn, slot) => {
     const src = session.srcPte[slot] as number
     let writable: boolean
     if (kindOf(src) === SYSTEM) {
@@ -148,7 +144,7 @@ export function commitToDevice (ctx: MmContext, session: MigrationSession, dst: 
     mm.pt.set(vpn, pte, id)
     mm.phys.map(pte, id, pid, vpn)
     placed[slot] = 1
-  }
+  })
   releaseSources(ctx, session)
   finish(ctx, session, 'committed')
   const failed: number[] = []
@@ -273,17 +269,14 @@ export function commitToRam (ctx: MmContext, session: MigrationSession, data: Pa
     abortSession(ctx, session)
     throw err
   }
-  for (const [key, slot] of session.mappings) {
-    const pid = keyPid(key)
-    const vpn = keyVpn(key)
-    const mm = ctx.mms.get(pid)
+  forEachHeld(ctx, session, (mm, pid, vpn, slot) => {
     const f = frames[slot] as number
-    if (mm === undefined || f < 0 || !holds(mm, vpn, session)) continue
+    if (f < 0) return
     const writable = isWritable(session.srcPte[slot] as number) && counts[slot] === 1
     const pte = SYSTEM | (writable ? PTE_WRITE : 0)
     mm.pt.set(vpn, pte, f)
     mm.phys.map(pte, f, pid, vpn)
-  }
+  })
   // A frame whose mappings all vanished meanwhile was never mapped: give it back.
   for (const f of frames) if (f >= 0) system.releaseIfUnused(f)
   finish(ctx, session, 'committed')
@@ -300,18 +293,14 @@ export function abortSession (ctx: MmContext, session: MigrationSession): number
   if (session.state !== 'open') return []
   const counts = mappingsPerSlot(session)
   const restored = new Uint8Array(session.slots)
-  for (const [key, slot] of session.mappings) {
-    const pid = keyPid(key)
-    const vpn = keyVpn(key)
-    const mm = ctx.mms.get(pid)
-    if (mm === undefined || !holds(mm, vpn, session)) continue
+  forEachHeld(ctx, session, (mm, pid, vpn, slot) => {
     let pte = session.srcPte[slot] as number
     if (counts[slot] !== 1) pte &= ~PTE_WRITE
     const pfn = session.srcPfn[slot] as number
     mm.pt.set(vpn, pte, pfn)
     mm.phys.map(pte, pfn, pid, vpn)
     restored[slot] = 1
-  }
+  })
   const orphans: number[] = []
   if (session.direction === 'to_device') {
     releaseSources(ctx, session)
@@ -326,8 +315,15 @@ export function abortSession (ctx: MmContext, session: MigrationSession): number
 
 // ---------------------------------------------------------------- helpers
 
-function holds (mm: Mm, vpn: number, session: MigrationSession): boolean {
-  return kindOf(mm.pt.pte(vpn)) === MIGRATION && mm.pt.pfn(vpn) === session.id
+/** Calls fn for every PTE that still holds this session's migration entry. */
+function forEachHeld (ctx: MmContext, session: MigrationSession, fn: (mm: Mm, pid: number, vpn: number, slot: number) => void): void {
+  for (const [key, slot] of session.mappings) {
+    const pid = keyPid(key)
+    const vpn = keyVpn(key)
+    const mm = ctx.mms.get(pid)
+    if (mm === undefined || kindOf(mm.pt.pte(vpn)) !== MIGRATION || mm.pt.pfn(vpn) !== session.id) continue
+    fn(mm, pid, vpn, slot)
+  }
 }
 
 function mappingsPerSlot (session: MigrationSession): Uint16Array {

@@ -7,6 +7,7 @@
  */
 import { PAGE_SIZE, SZ_2M, USER_SPACE_END, alignDown } from '../../../shared/units.js'
 import type { ShmemObject } from './shmem.js'
+import { firstEndingAfter } from '../../../shared/util/sorted.js'
 
 export const PROT_NONE = 0
 export const PROT_READ = 1
@@ -51,15 +52,9 @@ export class VmaList {
 
   /** Index of the first VMA with end > addr. */
   private lowerBound (addr: number): number {
-    let lo = 0
-    let hi = this.vmas.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if ((this.vmas[mid] as Vma).end <= addr) lo = mid + 1
-      else hi = mid
-    }
-    return lo
+    return firstEndingAfter(this.vmas, addr)
   }
+
 
   find (addr: number): Vma | undefined {
     const v = this.vmas[this.lowerBound(addr)]

@@ -57,8 +57,9 @@ export class BuddyAllocator {
 
   /** Frees the block allocated at pfn. */
   free (pfn: number): void {
-    let order = this.allocHead[pfn] as number
-    if (order < 0) throw new Error(`buddy: pfn ${pfn} is not an allocated block`)
+    let order = this.allocHead[pfn] as number | undefined
+    // Also undefined for a pfn outside the allocator: reject before touching the counts.
+    if (order === undefined || order < 0) throw new Error(`buddy: pfn ${pfn} is not an allocated block`)
     this.allocHead[pfn] = -1
     this.freePages += 1 << order
     let head = pfn

@@ -47,8 +47,9 @@ export class Vram {
 
   /** A writable view of npages pages from pfn; they must lie in one 2 MiB chunk (one buddy block). */
   span (pfn: number, npages: number): Uint8Array {
-    const first = this.page(pfn)
+    // Check before page(): a refused span must not back a chunk.
     if ((pfn & CHUNK_MASK) + npages > PAGES_PER_2M) throw new RangeError('span crosses a 2 MiB chunk')
+    const first = this.page(pfn)
     return new Uint8Array(first.buffer, first.byteOffset, npages * PAGE_SIZE)
   }
 

@@ -11,6 +11,7 @@
  * value it is given but still asks for one retry.
  */
 import type { SvmRange } from './range.js'
+import { firstEndingAfter } from '../../../shared/util/sorted.js'
 
 export class GpuNotifier {
   seq = 0
@@ -40,15 +41,9 @@ export class GpuNotifier {
 
   /** Index of the first range with end > addr. */
   private lowerBound (addr: number): number {
-    let lo = 0
-    let hi = this.ranges.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if ((this.ranges[mid] as SvmRange).end <= addr) lo = mid + 1
-      else hi = mid
-    }
-    return lo
+    return firstEndingAfter(this.ranges, addr)
   }
+
 
   find (addr: number): SvmRange | undefined {
     const r = this.ranges[this.lowerBound(addr)]
