@@ -57,9 +57,10 @@ export class BuddyAllocator {
 
   /** Frees the block allocated at pfn. */
   free (pfn: number): void {
-    let order = this.allocHead[pfn] as number | undefined
+    const allocated = this.allocHead[pfn]
     // Also undefined for a pfn outside the allocator: reject before touching the counts.
-    if (order === undefined || order < 0) throw new Error(`buddy: pfn ${pfn} is not an allocated block`)
+    if (allocated === undefined || allocated < 0) throw new Error(`buddy: pfn ${pfn} is not an allocated block`)
+    let order: number = allocated
     this.allocHead[pfn] = -1
     this.freePages += 1 << order
     let head = pfn

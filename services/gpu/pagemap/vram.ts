@@ -26,6 +26,7 @@ export class Vram {
 
   /** A writable view of the page (backs its chunk if needed). */
   page (pfn: number): Uint8Array {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.pages) throw new RangeError(`pfn ${pfn} outside VRAM`)
     const c = pfn >>> CHUNK_SHIFT
     let chunk = this.chunks[c]
     if (chunk === undefined) {

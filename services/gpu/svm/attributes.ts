@@ -11,7 +11,7 @@ import type { AtomicMode, PreferredLocation } from '../../../shared/schemas/comm
 export interface Attrs { preferredLocation: PreferredLocation, atomic: AtomicMode }
 interface Span extends Attrs { start: number, end: number }
 
-export const DEFAULT_ATTRS: Attrs = { preferredLocation: 'device', atomic: 'undefined' }
+export const DEFAULT_ATTRS: Readonly<Attrs> = { preferredLocation: 'device', atomic: 'undefined' }
 
 function samePref (a: PreferredLocation, b: PreferredLocation): boolean {
   return typeof a === 'string' || typeof b === 'string' ? a === b : a.gpu === b.gpu
@@ -31,7 +31,7 @@ export class Attributes {
   at (addr: number): Attrs {
     for (const s of this.spans) {
       if (s.start > addr) break
-      if (addr < s.end) return s
+      if (addr < s.end) return { preferredLocation: s.preferredLocation, atomic: s.atomic }
     }
     return DEFAULT_ATTRS
   }

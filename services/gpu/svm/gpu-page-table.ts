@@ -34,19 +34,23 @@ export class GpuPageTable {
     else if (was !== 0 && entry === 0) this.mapped--
   }
 
-  /** Zaps [startVpn, endVpn); returns how many entries were present. */
+  /** Zaps [startVpn, endVpn); returns how many entries were present. Visits present leaves only. */
   zap (startVpn: number, endVpn: number): number {
     let n = 0
-    for (let vpn = startVpn; vpn < endVpn; vpn++) {
-      const leaf = this.leaves.get(Math.floor(vpn / LEAF))
-      if (leaf === undefined) {
-        vpn = (Math.floor(vpn / LEAF) + 1) * LEAF - 1
-        continue
-      }
-      const i = vpn % LEAF
-      if (leaf[i] !== 0) {
-        leaf[i] = 0
-        n++
+    const first = Math.floor(startVpn / LEAF)
+    const last = Math.floor((endVpn - 1) / LEAF)
+    const keys = last - first < this.leaves.size
+      ? Array.from({ length: last - first + 1 }, (_, i) => first + i).filter((k) => this.leaves.has(k))
+      : [...this.leaves.keys()].filter((k) => k >= first && k <= last)
+    for (const key of keys) {
+      const leaf = this.leaves.get(key) as Float64Array
+      const lo = Math.max(startVpn, key * LEAF) - key * LEAF
+      const hi = Math.min(endVpn, (key + 1) * LEAF) - key * LEAF
+      for (let i = lo; i < hi; i++) {
+        if (leaf[i] !== 0) {
+          leaf[i] = 0
+          n++
+        }
       }
     }
     this.mapped -= n
