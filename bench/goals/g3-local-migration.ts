@@ -1,7 +1,7 @@
 /**
  * G3: local migration between system memory and VRAM inside one process
- * (InProcessCluster with immediate delivery: no sockets, page data passed by
- * reference): many ranges of one size, each its own VMA, CPU-written first,
+ * (InProcessCluster with immediate delivery and no header serialisation: no
+ * sockets, page data passed by reference): many ranges of one size, each its own VMA, CPU-written first,
  * are prefetched to the device one after another, then back to system
  * memory. Bytes moved per second each way and combined (both ways' bytes
  * over both ways' time) ÷ Buffer.copy throughput at the same chunk size,
@@ -46,7 +46,7 @@ export class G3LocalMigration {
     let vram = 0
     for (const [size, count] of cfg.g3Ranges) vram = Math.max(vram, size * count)
     vram = Math.ceil((vram + 16 * MiB) / (2 * MiB)) * 2 * MiB
-    const cluster = await InProcessCluster.start({ topology: defaultTopology(1, vram) })
+    const cluster = await InProcessCluster.start({ topology: defaultTopology(1, vram), serialize: false })
     try {
       const api = new CoordinatorApi(cluster.coordinator)
       const { pid } = api.createProcess()

@@ -19,6 +19,8 @@ export interface InProcessOptions extends Partial<Omit<CoordinatorOptions, 'topo
   maxDelay?: number
   /** Verify that no sender changes page data it handed to the transport. */
   checkChunks?: boolean
+  /** Round-trip message headers through JSON as on the wire (default true; false is the fast path). */
+  serialize?: boolean
   log?: Log
 }
 
@@ -43,7 +45,7 @@ export class InProcessCluster {
   /** Starts (or restarts, with empty VRAM) the process of one GPU. */
   async startGpu (id: number): Promise<InProcessGpu> {
     const spec = this.coordinator.gpus.get(id).spec
-    const [gpuSide, coordSide] = createMemoryPair(this.scheduler, `gpu${id}`, 'coordinator', { checkChunks: this.opts.checkChunks ?? false })
+    const [gpuSide, coordSide] = createMemoryPair(this.scheduler, `gpu${id}`, 'coordinator', { checkChunks: this.opts.checkChunks ?? false, serialize: this.opts.serialize ?? true })
     this.coordinator.attachGpu(coordSide)
     const attached = await attachToCoordinator(gpuSide, { gpu: id, vramBytes: spec.vram, log: (this.opts.log ?? silentLog).child({ gpu: id }) })
     const g = { ...attached, conn: gpuSide }

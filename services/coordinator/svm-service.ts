@@ -11,7 +11,8 @@
 import { SvmError, svmError } from '../../shared/errors.js'
 import type { Reply } from '../../shared/protocol/rpc.js'
 import type { Pages, RangePrepareParams, RangePrepareResult } from '../../shared/protocol/messages/coordinator.js'
-import { selectChunk } from '../../shared/svm/chunk.js'
+import { CHUNK_SIZES, selectChunk } from '../../shared/svm/chunk.js'
+import { hmmRuns } from '../../shared/svm/page-id.js'
 import type { GpuPeer } from './gpu-registry.js'
 import type { Mm, MmContext } from './mm/mm.js'
 import { faultRange, pagesPresent } from './mm/hmm.js'
@@ -37,11 +38,10 @@ function stepError (err: unknown): { code: string, message: string } {
   throw err
 }
 
-function overlapsAny (pairs: readonly number[], start: number, end: number): boolean {
-  for (let k = 0; k + 1 < pairs.length; k += 2) {
-    if ((pairs[k] as number) < end && start < (pairs[k + 1] as number)) return true
-  }
-  return false
+/** The GPU's answer for the aligned window of one chunk size (it knows its ranges). */
+function overlapsFlag (flags: readonly boolean[], start: number, end: number): boolean {
+  const i = CHUNK_SIZES.indexOf(end - start)
+  return i >= 0 && flags[i] === true
 }
 
 function notifierOf (mm: Mm, gpu: number, id: number): Notifier {
@@ -71,8 +71,18 @@ async function faultStep (d: SvmServiceDeps, mm: Mm, gpu: number, notifier: Noti
   try {
     const pages = await faultRange(mm, {
       start, end, fault: true, write, owner: d.ownerOf(gpu), notifier, timeoutMs: d.mmctx.config.hmmTimeoutMs
-    }, (r) => ({ seq: r.seq, pfns: r.entries }))
+    }, (r) => ({ seq: r.seq, runs: hmmRuns(r.entries) }))
     return { ok: true, pages }
+  } catch (err) {
+    return { ok: false, error: stepError(err) }
+  }
+}
+
+/** The hmm_range_fault of get_pages, run right after a migration ends. */
+async function fusedFault (d: SvmServiceDeps, gpu: number, f: { pid: number, notifier: number, start: number, end: number, write: boolean }): Promise<StepOutcome<Pages>> {
+  try {
+    const mm = d.mmctx.mm(f.pid)
+    return await faultStep(d, mm, gpu, notifierOf(mm, gpu, f.notifier), f.start, f.end, f.write)
   } catch (err) {
     return { ok: false, error: stepError(err) }
   }
@@ -102,7 +112,7 @@ async function rangePrepare (d: SvmServiceDeps, gpu: number, p: RangePreparePara
         gvaStart: l.gvaStart,
         gvaEnd: l.gvaEnd,
         checkPagesThreshold: l.checkPagesThreshold,
-        overlapsRange: (s, e) => overlapsAny(l.avoid, s, e),
+        overlapsRange: (s, e) => overlapsFlag(l.overlaps, s, e),
         allPagesPresent: (s, e) => pagesPresent(mm, s, e, owner)
       })
       if (chunk === null) throw svmError('EINVAL', `no chunk fits at 0x${l.addr.toString(16)}`)
@@ -159,7 +169,7 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
       owner: p.ownerless ? null : d.ownerOf(gpu),
       notifier,
       timeoutMs: ctx.config.hmmTimeoutMs
-    }, (r) => ({ seq: r.seq, pfns: r.entries }))
+    }, (r) => ({ seq: r.seq, runs: hmmRuns(r.entries) }))
     return { result }
   })
 
@@ -172,18 +182,9 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
 
   peer.handle('migrate.commit_to_device', async (p) => {
     const gpu = gpuOf()
-    const failed = commitToDevice(ctx, session(d, gpu, p.session), p.dst)
-    let pages: StepOutcome<Pages> | null = null
-    if (p.fault !== null) {
-      const f = p.fault
-      try {
-        const mm = ctx.mm(f.pid)
-        pages = await faultStep(d, mm, gpu, notifierOf(mm, gpu, f.notifier), f.start, f.end, f.write)
-      } catch (err) {
-        pages = { ok: false, error: stepError(err) }
-      }
-    }
-    return { result: { failed, pages } }
+    const s = session(d, gpu, p.session)
+    const failed = commitToDevice(ctx, s, Array.from({ length: s.slots }, (_, i) => p.dst + i))
+    return { result: { failed, pages: p.fault === null ? null : await fusedFault(d, gpu, p.fault) } }
   })
 
   peer.handle('migrate.collect_to_ram', async (p) => {
@@ -204,9 +205,10 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
     return { result: { session: out.session?.id ?? null, index: out.index, pfns: out.pfns, selfSeqs: [] } }
   })
 
-  peer.handle('migrate.commit_to_ram', (p, data) => {
-    commitToRam(ctx, session(d, gpuOf(), p.session), data)
-    return { result: {} }
+  peer.handle('migrate.commit_to_ram', async (p, data) => {
+    const gpu = gpuOf()
+    commitToRam(ctx, session(d, gpu, p.session), data)
+    return { result: { pages: p.fault === null ? null : await fusedFault(d, gpu, p.fault) } }
   })
 
   peer.handle('migrate.abort', (p) => {
@@ -215,21 +217,16 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
     return { result: { orphans: abortSession(ctx, s) } }
   })
 
-  peer.handle('mm.vmas', (p) => {
+  peer.handle('mm.layout', (p) => {
     gpuOf()
     const mm = ctx.mm(p.pid)
+    if (p.end <= p.start || p.start % PAGE_SIZE !== 0 || p.end % PAGE_SIZE !== 0) throw svmError('EINVAL', 'layout span must be page aligned')
     return {
       result: {
-        vmas: mm.vmas.overlapping(p.start, p.end).map((v) => ({ start: v.start, end: v.end, prot: protName(v.prot), shared: v.shm !== null }))
+        vmas: mm.vmas.overlapping(p.start, p.end).map((v) => ({ start: v.start, end: v.end, prot: protName(v.prot), shared: v.shm !== null })),
+        runs: residency(mm, p.start, p.end)
       }
     }
-  })
-
-  peer.handle('mm.residency', (p) => {
-    gpuOf()
-    const mm = ctx.mm(p.pid)
-    if (p.end <= p.start || p.start % PAGE_SIZE !== 0 || p.end % PAGE_SIZE !== 0) throw svmError('EINVAL', 'residency span must be page aligned')
-    return { result: { runs: residency(mm, p.start, p.end) } }
   })
 
   peer.handle('dma.read', (p) => {

@@ -12,6 +12,12 @@ import type { GpuMethods } from '../../shared/protocol/messages/gpu.js'
 import type { Payload } from '../../shared/transport/payload.js'
 
 export type ToRam = Static<typeof ToRamCollected>
+export interface FaultAfter { pid: number, notifier: number, start: number, end: number, write: boolean }
+export type StepOutcome = { ok: true, pages: Pages } | { ok: false, error: { code: string, message: string } }
+export interface Layout {
+  vmas: Array<{ start: number, end: number, prot: string, shared: boolean }>
+  runs: Array<{ addr: number, length: number, location: string }>
+}
 export type CommitToDevice = Static<typeof CommitToDeviceResult>
 
 export interface CoordinatorPort {
@@ -20,13 +26,12 @@ export interface CoordinatorPort {
   commitToDevice: (p: Static<typeof CommitToDeviceParams>) => Promise<CommitToDevice>
   collectToRam: (p: { pid: number, start: number, end: number, pfnLo: number, pfnHi: number, selfNotifiers: number[] }) => Promise<ToRam>
   collectDevicePfns: (pfns: number[]) => Promise<ToRam>
-  commitToRam: (session: number, data: Uint8Array[]) => Promise<void>
+  commitToRam: (session: number, data: Uint8Array[], fault?: FaultAfter) => Promise<StepOutcome | null>
   abort: (session: number) => Promise<number[]>
   dmaRead: (segs: number[]) => Promise<Payload>
   dmaWrite: (segs: number[], data: Uint8Array[]) => Promise<void>
   notifierRemove: (pid: number, ids: number[]) => void
-  vmas: (pid: number, start: number, end: number) => Promise<Array<{ start: number, end: number, prot: string, shared: boolean }>>
-  residency: (pid: number, start: number, end: number) => Promise<Array<{ addr: number, length: number, location: string }>>
+  layout: (pid: number, start: number, end: number) => Promise<Layout>
 }
 
 export type CoordinatorPeer = RpcPeer<CoordinatorMethods, GpuMethods>
@@ -38,15 +43,14 @@ export function rpcCoordinatorPort (peer: CoordinatorPeer): CoordinatorPort {
     commitToDevice: async (p) => (await peer.request('migrate.commit_to_device', p)).result,
     collectToRam: async (p) => (await peer.request('migrate.collect_to_ram', p)).result,
     collectDevicePfns: async (pfns) => (await peer.request('migrate.collect_device_pfns', { pfns })).result,
-    commitToRam: async (session, data) => { await peer.request('migrate.commit_to_ram', { session }, { data }) },
+    commitToRam: async (session, data, fault) => (await peer.request('migrate.commit_to_ram', { session, fault: fault ?? null }, { data })).result.pages,
     abort: async (session) => (await peer.request('migrate.abort', { session })).result.orphans,
     dmaRead: async (segs) => {
       const r = await peer.request('dma.read', { segs })
       return r.data ?? { length: 0, chunks: [] }
     },
     dmaWrite: async (segs, data) => { await peer.request('dma.write', { segs }, { data }) },
-    vmas: async (pid, start, end) => (await peer.request('mm.vmas', { pid, start, end })).result.vmas,
-    residency: async (pid, start, end) => (await peer.request('mm.residency', { pid, start, end })).result.runs,
+    layout: async (pid, start, end) => (await peer.request('mm.layout', { pid, start, end })).result,
     notifierRemove: (pid, ids) => {
       peer.request('mmu.notifier_remove', { pid, ids }).catch((err: unknown) => {
         peer.log.debug({ err }, 'notifier removal not acknowledged')

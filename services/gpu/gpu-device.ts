@@ -24,6 +24,7 @@ import { DrmPagemap } from './pagemap/drm-pagemap.js'
 import type { SvmContext } from './svm/context.js'
 import { handleFault } from './svm/fault-handler.js'
 import { GpuVm, type MmuEvent } from './svm/gpu-vm.js'
+import { SelfInvalidation } from './svm/self-invalidation.js'
 import { prefetch } from './svm/prefetch.js'
 import { GpuMemory } from './exec/gpu-memory.js'
 import { runJob } from './exec/engine.js'
@@ -50,7 +51,8 @@ export class GpuDevice implements SvmContext {
     this.gpu = opts.gpu
     this.port = opts.port
     this.log = opts.log ?? silentLog
-    this.pagemap = new DrmPagemap(opts.gpu, opts.vramBytes, opts.port, this.counters, this.log.child({ component: 'pagemap' }))
+    this.pagemap = new DrmPagemap(opts.gpu, opts.vramBytes, opts.port, this.counters, this.log.child({ component: 'pagemap' }),
+      (pid, start, end) => this.selfInvalidate(pid, start, end))
     this.memory = new GpuMemory(this)
   }
 
@@ -83,6 +85,10 @@ export class GpuDevice implements SvmContext {
 
   async migrateToRam (req: { pid: number, addr: number, pfn: number, vmaStart: number, vmaEnd: number }): Promise<{ retryAfterMs: number }> {
     return await this.pagemap.migrateToRam(req)
+  }
+
+  selfInvalidate (pid: number, start: number, end: number): SelfInvalidation {
+    return SelfInvalidation.window(this.vms.values(), pid, start, end, this.counters)
   }
 
   freePages (pfns: readonly number[]): void {

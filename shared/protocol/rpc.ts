@@ -108,13 +108,19 @@ interface Pending {
   method: string
   resolve: (r: Response<unknown>) => void
   reject: (e: unknown) => void
-  timer: ReturnType<typeof setTimeout> | undefined
+  /** performance.now() deadline (Infinity: none). */
+  deadline: number
+  timeoutMs: number
 }
+
+/** How often deadlines are checked: one timer per peer, not one per request. */
+const SWEEP_MS = 10
 
 export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
   readonly log: Log
   private nextId = 1
   private readonly pending = new Map<number, Pending>()
+  private sweeper: ReturnType<typeof setInterval> | null = null
   private readonly handlers = new Map<string, Handler<unknown, unknown>>()
   private outbox: OutMessage[] = []
   private flushQueued = false
@@ -159,15 +165,26 @@ export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs
-      const timer = Number.isFinite(timeoutMs)
-        ? setTimeout(() => {
-          this.pending.delete(id)
-          reject(svmError('ETIMEDOUT', `${method}: ${this.conn.label} did not answer within ${timeoutMs} ms`))
-        }, timeoutMs)
-        : undefined
-      this.pending.set(id, { method, resolve: resolve as (r: Response<unknown>) => void, reject, timer })
+      this.pending.set(id, { method, resolve: resolve as (r: Response<unknown>) => void, reject, deadline: performance.now() + timeoutMs, timeoutMs })
+      if (this.sweeper === null && Number.isFinite(timeoutMs)) this.sweeper = setInterval(() => { this.sweep() }, SWEEP_MS)
       this.enqueue({ env: { t: 'q', id, m: method, p: params }, data: opts.data })
     })
+  }
+
+  /** Fails requests past their deadline with ETIMEDOUT; stops when nothing is pending. */
+  private sweep (): void {
+    const now = performance.now()
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) continue
+      this.pending.delete(id)
+      p.reject(svmError('ETIMEDOUT', `${p.method}: ${this.conn.label} did not answer within ${p.timeoutMs} ms`))
+    }
+    if (this.pending.size === 0) this.stopSweeping()
+  }
+
+  private stopSweeping (): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
   }
 
   notify<K extends keyof Out & string> (method: K, params: ParamsOf<Out, K>, data?: readonly Uint8Array[]): void {
@@ -257,7 +274,6 @@ export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
       return undefined
     }
     this.pending.delete(id)
-    if (p.timer !== undefined) clearTimeout(p.timer)
     return p
   }
 
@@ -306,9 +322,9 @@ export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
   }
 
   private onClosed (reason: string): void {
+    this.stopSweeping()
     for (const [id, p] of this.pending) {
       this.pending.delete(id)
-      if (p.timer !== undefined) clearTimeout(p.timer)
       p.reject(svmError('ENOLINK', `${p.method}: connection to ${this.conn.label} lost (${reason})`))
     }
     for (const l of this.closeListeners) l(reason)

@@ -45,3 +45,38 @@ export function hmmIsWritable (e: number): boolean {
 export function hmmId (e: number): number {
   return Math.floor(e / 4)
 }
+
+/**
+ * hmm results travel run-length encoded: [first, count, first, count, ...].
+ * Within a run of valid entries each next page id is one more (the entry
+ * grows by 4); a run of invalid entries repeats -1. A 2 MiB range of one
+ * allocation, or of frames handed out in order, is a single run.
+ */
+export function hmmRuns (entries: ArrayLike<number>): number[] {
+  const out: number[] = []
+  let i = 0
+  while (i < entries.length) {
+    const first = entries[i] as number
+    const step = first < 0 ? 0 : 4
+    let j = i + 1
+    while (j < entries.length && entries[j] === first + (j - i) * step) j++
+    out.push(first, j - i)
+    i = j
+  }
+  return out
+}
+
+/** Expands hmmRuns back to one entry per page; null if the runs do not cover exactly n pages. */
+export function hmmExpand (runs: ArrayLike<number>, n: number): number[] | null {
+  if (runs.length % 2 !== 0) return null
+  const out: number[] = new Array(n)
+  let at = 0
+  for (let k = 0; k < runs.length; k += 2) {
+    const first = runs[k] as number
+    const count = runs[k + 1] as number
+    if (!Number.isSafeInteger(count) || count < 1 || at + count > n) return null
+    const step = first < 0 ? 0 : 4
+    for (let i = 0; i < count; i++) out[at++] = first + i * step
+  }
+  return at === n ? out : null
+}

@@ -5,7 +5,9 @@
  * they do between processes. Page-data chunks are passed by reference (the
  * one-copy path that makes in-process migration run near memcpy speed); with
  * `checkChunks` each chunk is fingerprinted at send and verified at delivery,
- * which catches a sender that breaks the immutability contract.
+ * which catches a sender that breaks the immutability contract. With
+ * `serialize: false` headers are handed over as objects (the fast in-process
+ * path: each side must treat what it sent or received as read-only).
  */
 import type { Connection, ConnectionEvents, InMessage, OutMessage } from './types.js'
 import { payloadOf } from './payload.js'
@@ -14,6 +16,8 @@ import type { Scheduler } from './scheduler.js'
 export interface MemoryPairOptions {
   /** Copy chunks at send and compare at delivery (tests). */
   checkChunks?: boolean
+  /** Round-trip headers through JSON as the wire would (default true). */
+  serialize?: boolean
 }
 
 const noopHandlers: ConnectionEvents = { message: () => {}, malformed: () => {}, close: () => {} }
@@ -40,14 +44,16 @@ class MemoryEndpoint implements Connection {
 
   send (batch: readonly OutMessage[]): boolean {
     if (this.isClosed) return false
-    const json = JSON.stringify(batch.map((m) => m.env))
+    const serialize = this.opts.serialize !== false
+    const json = serialize ? JSON.stringify(batch.map((m) => m.env)) : ''
+    const envs = serialize ? null : batch.map((m) => m.env)
     const datas = batch.map((m) => (m.data !== undefined && m.data.length > 0 ? m.data : null))
     const snapshots = this.opts.checkChunks === true ? datas.map((d) => d?.map((c) => c.slice())) : null
     const peer = this.peer
     this.scheduler.schedule(this.channel, () => {
       if (peer.isClosed) return
-      const envs = JSON.parse(json) as unknown[]
-      const inbound: InMessage[] = envs.map((env, i) => {
+      const headers = envs ?? JSON.parse(json) as unknown[]
+      const inbound: InMessage[] = headers.map((env, i) => {
         const d = datas[i]
         if (d === null || d === undefined) return { env, data: null }
         const snap = snapshots?.[i]

@@ -57,3 +57,30 @@ export function gatherInto (chunks: readonly Uint8Array[], dst: Uint8Array, offs
   }
   return o
 }
+
+/** Reads a payload front to back without rescanning its chunks (linear in pages, not quadratic). */
+export class PayloadCursor {
+  private chunk = 0
+  private offset = 0
+
+  constructor (private readonly p: Payload) {}
+
+  /** Copies the next `length` bytes into dst at dstOffset. */
+  read (dst: Uint8Array, dstOffset: number, length: number): void {
+    let out = dstOffset
+    let remaining = length
+    while (remaining > 0) {
+      const c = this.p.chunks[this.chunk]
+      if (c === undefined) throw new RangeError('payload read past its end')
+      const n = Math.min(c.byteLength - this.offset, remaining)
+      dst.set(n === c.byteLength ? c : c.subarray(this.offset, this.offset + n), out)
+      out += n
+      remaining -= n
+      this.offset += n
+      if (this.offset === c.byteLength) {
+        this.chunk++
+        this.offset = 0
+      }
+    }
+  }
+}

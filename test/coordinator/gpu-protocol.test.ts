@@ -13,7 +13,7 @@ import { buildCoordinatorApp } from '../../services/coordinator/http/app.js'
 import { Scheduler } from '../../shared/transport/scheduler.js'
 import { createMemoryPair } from '../../shared/transport/memory.js'
 import { connectWs } from '../../shared/transport/ws.js'
-import { hmmId, hmmIsDevice } from '../../shared/svm/page-id.js'
+import { hmmExpand, hmmId, hmmIsDevice } from '../../shared/svm/page-id.js'
 import { FakeGpu } from './../helpers/fake-gpu.js'
 import { bytes } from '../helpers/mm-harness.js'
 import type { Connection } from '../../shared/transport/types.js'
@@ -65,13 +65,14 @@ async function scenario (t: Test, link: Link): Promise<void> {
   await api.writeMemory(pid, addr, data)
   const r = await g0.peer.request('svm.range_prepare', {
     pid, notifier: N, range: null, migrate: null, fault: { write: false },
-    locate: { addr: addr + P, gvaStart: 0, gvaEnd: 2 ** 47, avoid: [], readOnly: true, checkPagesThreshold: 65536, devmemPossible: true }
+    locate: { addr: addr + P, gvaStart: 0, gvaEnd: 2 ** 47, overlaps: [false, false, false], readOnly: true, checkPagesThreshold: 65536, devmemPossible: true }
   })
   t.same([r.result.start, r.result.end], [addr, addr + 2 * 1024 * 1024], 'a 2 MiB chunk')
   const pages = r.result.pages
   if (pages === null || !pages.ok) throw new Error('no pages')
-  t.equal(pages.pages.pfns.length, 512)
-  const frame = hmmId(pages.pages.pfns[1] as number)
+  const entries = hmmExpand(pages.pages.runs, 512) ?? []
+  t.equal(entries.length, 512)
+  const frame = hmmId(entries[1] as number)
   const read = await g0.peer.request('dma.read', { segs: [frame, 0, P] })
   t.same(Buffer.from(read.data?.chunks[0] ?? []), data.subarray(P, 2 * P), 'DMA reads the CPU-written bytes')
   await g0.peer.request('dma.write', { segs: [frame, 10, 5] }, { data: [Buffer.from('hello')] })
@@ -82,7 +83,7 @@ async function scenario (t: Test, link: Link): Promise<void> {
   await g0.migrateIn(pid, N, addr, addr + 4 * P, 100)
   t.same(api.residency(pid, addr, 4 * P).runs, [{ addr, length: 4 * P, location: 'gpu0' }])
   const inPlace = await g0.peer.request('svm.hmm_range_fault', { pid, notifier: N.id, start: addr, end: addr + P, fault: true, write: false, ownerless: false })
-  t.ok(hmmIsDevice(inPlace.result.pfns[0] as number), 'the owner gets its device page in place')
+  t.ok(hmmIsDevice(inPlace.result.runs[0] as number), 'the owner gets its device page in place')
   g0.vram.get(101)?.write('vram!', 0)
   const back = await api.readMemory(pid, addr + P, 5)
   t.same(back, Buffer.from('vram!'), 'the CPU fault brought the device page back')
@@ -111,7 +112,7 @@ async function scenario (t: Test, link: Link): Promise<void> {
   t.same(await api.readMemory(pid, addr, 5), data.subarray(0, 5), 'everything else is intact')
   const r1 = await g1.peer.request('svm.range_prepare', {
     pid, notifier: N, range: null, migrate: null, fault: { write: true },
-    locate: { addr: addr + 64 * P, gvaStart: 0, gvaEnd: 2 ** 47, avoid: [], readOnly: false, checkPagesThreshold: 65536, devmemPossible: true }
+    locate: { addr: addr + 64 * P, gvaStart: 0, gvaEnd: 2 ** 47, overlaps: [false, false, false], readOnly: false, checkPagesThreshold: 65536, devmemPossible: true }
   })
   t.ok(r1.result.pages?.ok, 'the other GPU carries on')
   const topo = await api.topology()

@@ -41,7 +41,7 @@ export class FakeGpu {
       const out = (await this.peer.request('migrate.collect_to_ram', { pid: p.pid, start: p.vmaStart, end: p.vmaEnd, pfnLo: 0, pfnHi: 1 << 24, selfNotifiers: [] })).result
       if (out.session !== null) {
         const data = out.pfns.map((pfn) => this.vram.get(pfn) ?? Buffer.alloc(4096))
-        await this.peer.request('migrate.commit_to_ram', { session: out.session }, { data })
+        await this.peer.request('migrate.commit_to_ram', { session: out.session, fault: null }, { data })
         for (const pfn of out.pfns) this.vram.delete(pfn)
       }
       return { result: { retryAfterMs: 0 } }
@@ -70,7 +70,6 @@ export class FakeGpu {
     const m = r.result.migrate
     if (m === null || m.outcome !== 'collected') throw new Error(`not collected: ${JSON.stringify(m)}`)
     const n = (end - start) / 4096
-    const dst: number[] = []
     let off = 0
     for (let i = 0; i < n; i++) {
       const page = Buffer.alloc(4096)
@@ -79,8 +78,7 @@ export class FakeGpu {
         off += 4096
       }
       this.vram.set(firstPfn + i, page)
-      dst.push(firstPfn + i)
     }
-    await this.peer.request('migrate.commit_to_device', { session: m.collected.session, dst, fault: null })
+    await this.peer.request('migrate.commit_to_device', { session: m.collected.session, dst: firstPfn, fault: null })
   }
 }

@@ -10,7 +10,7 @@
 import { svmError } from '../../../shared/errors.js'
 import { PAGE_SIZE } from '../../../shared/units.js'
 import type { Payload } from '../../../shared/transport/payload.js'
-import { copyFromPayload } from '../../../shared/transport/payload.js'
+import { PayloadCursor } from '../../../shared/transport/payload.js'
 import type { SystemMemory } from './system-memory.js'
 import { ZERO_FRAME } from './system-memory.js'
 
@@ -46,12 +46,8 @@ export function dmaRead (system: SystemMemory, segs: readonly number[]): Buffer 
 export function dmaWrite (system: SystemMemory, segs: readonly number[], data: Payload | null): void {
   const total = checkSegments(system, segs, true)
   if (data === null || data.length !== total) throw svmError('EINVAL', `dma: ${total} bytes of data expected`)
-  let o = 0
+  const cursor = new PayloadCursor(data)
   for (let k = 0; k < segs.length; k += 3) {
-    const frame = segs[k] as number
-    const off = segs[k + 1] as number
-    const len = segs[k + 2] as number
-    copyFromPayload(data, o, system.view(frame), off, len)
-    o += len
+    cursor.read(system.view(segs[k] as number), segs[k + 1] as number, segs[k + 2] as number)
   }
 }

@@ -251,7 +251,7 @@ async function breakCow (mm: Mm, vpns: number[]): Promise<void> {
         if (system.rmap.count(old) === 1) {
           mm.pt.setKind(vpn, pte | PTE_WRITE)
         } else {
-          const copy = system.alloc()
+          const copy = system.allocDirty()
           system.view(copy).set(system.view(old))
           mm.replace(vpn, SYSTEM | PTE_WRITE, copy, freed)
         }

@@ -21,7 +21,7 @@ import { svmError } from '../../../shared/errors.js'
 import { PAGE_SIZE } from '../../../shared/units.js'
 import { deviceGpu, deviceId, devicePfn } from '../../../shared/svm/page-id.js'
 import type { Payload } from '../../../shared/transport/payload.js'
-import { copyFromPayload } from '../../../shared/transport/payload.js'
+import { PayloadCursor } from '../../../shared/transport/payload.js'
 import type { Mm, MmContext } from './mm.js'
 import { type Invalidation, type SelfInvalidated } from './notifiers.js'
 import { DEVICE, MIGRATION, NONE, PTE_WRITE, SYSTEM, ZERO, isWritable, kindOf } from './pte.js'
@@ -257,12 +257,17 @@ export function commitToRam (ctx: MmContext, session: MigrationSession, data: Pa
   const counts = mappingsPerSlot(session)
   const system = ctx.phys.system
   const frames = new Int32Array(session.slots).fill(-1)
+  const cursor = new PayloadCursor(data)
+  const skip = new Uint8Array(PAGE_SIZE)
   try {
     for (let slot = 0; slot < session.slots; slot++) {
-      if (counts[slot] === 0) continue
-      const f = system.alloc()
+      if (counts[slot] === 0) {
+        cursor.read(skip, 0, PAGE_SIZE)
+        continue
+      }
+      const f = system.allocDirty()
       frames[slot] = f
-      copyFromPayload(data, slot * PAGE_SIZE, system.view(f), 0, PAGE_SIZE)
+      cursor.read(system.view(f), 0, PAGE_SIZE)
     }
   } catch (err) {
     for (const f of frames) if (f >= 0) system.releaseIfUnused(f)

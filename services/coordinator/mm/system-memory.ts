@@ -44,17 +44,27 @@ export class SystemMemory {
 
   /** A zeroed frame, or ENOMEM. */
   alloc (): number {
-    let frame: number
-    if (this.freeTop > 0) {
-      frame = this.freeStack[--this.freeTop] as number
-      this.view(frame).fill(0)
-    } else {
-      if ((this.highWater + 1) * PAGE_SIZE > this.limitBytes) {
-        throw svmError('ENOMEM', 'system memory exhausted')
-      }
-      frame = this.highWater++
-      if (frame >= this.slabs.length * SLAB_FRAMES) this.addSlab()
-    }
+    if (this.freeTop === 0) return this.carve()
+    const frame = this.reuse()
+    this.view(frame).fill(0)
+    return frame
+  }
+
+  /** A frame the caller overwrites entirely at once (a copy): not cleared. */
+  allocDirty (): number {
+    return this.freeTop === 0 ? this.carve() : this.reuse()
+  }
+
+  private reuse (): number {
+    this.inUse++
+    return this.freeStack[--this.freeTop] as number
+  }
+
+  /** A never-used frame: its slab came zero-filled. */
+  private carve (): number {
+    if ((this.highWater + 1) * PAGE_SIZE > this.limitBytes) throw svmError('ENOMEM', 'system memory exhausted')
+    const frame = this.highWater++
+    if (frame >= this.slabs.length * SLAB_FRAMES) this.addSlab()
     this.inUse++
     return frame
   }

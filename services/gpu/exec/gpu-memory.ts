@@ -11,7 +11,7 @@
 import { svmError } from '../../../shared/errors.js'
 import { PAGE_SIZE } from '../../../shared/units.js'
 import { devicePfn } from '../../../shared/svm/page-id.js'
-import { copyFromPayload } from '../../../shared/transport/payload.js'
+import { PayloadCursor } from '../../../shared/transport/payload.js'
 import type { Access } from '../../../shared/schemas/common.js'
 import type { JobStats } from '../counters.js'
 import type { SvmContext } from '../svm/context.js'
@@ -78,12 +78,8 @@ export class GpuMemory {
       }
       if (segs.length > 0) {
         waits.push(this.ctx.port.dmaRead(segs).then((p) => {
-          let o = 0
-          for (let k = 0; k < dests.length; k++) {
-            const n = segs[k * 3 + 2] as number
-            copyFromPayload(p, o, out, dests[k] as number, n)
-            o += n
-          }
+          const cursor = new PayloadCursor(p)
+          for (let k = 0; k < dests.length; k++) cursor.read(out, dests[k] as number, segs[k * 3 + 2] as number)
         }))
       }
     }

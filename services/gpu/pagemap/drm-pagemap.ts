@@ -17,10 +17,11 @@
  */
 import { svmError, hasCode } from '../../../shared/errors.js'
 import { PAGE_SIZE, alignDown } from '../../../shared/units.js'
-import { copyFromPayload, type Payload } from '../../../shared/transport/payload.js'
+import { PayloadCursor, type Payload } from '../../../shared/transport/payload.js'
 import { type Log, silentLog } from '../../../shared/util/log.js'
 import type { GpuCounters } from '../../../shared/schemas/vm.js'
-import type { CoordinatorPort } from '../coordinator-port.js'
+import type { CoordinatorPort, FaultAfter, StepOutcome, ToRam } from '../coordinator-port.js'
+import type { SelfInvalidation } from '../svm/self-invalidation.js'
 import type { JobStats } from '../counters.js'
 import { BuddyAllocator, MAX_ORDER } from './buddy-allocator.js'
 import { Devmem } from './devmem.js'
@@ -49,7 +50,8 @@ export class DrmPagemap {
     bytes: number,
     private readonly port: CoordinatorPort,
     private readonly counters: GpuCounters,
-    private readonly log: Log = silentLog
+    private readonly log: Log = silentLog,
+    private readonly selfInvalidate: ((pid: number, start: number, end: number) => SelfInvalidation) | null = null
   ) {
     this.vram = new Vram(bytes)
     this.buddy = new BuddyAllocator(this.vram.pages, (pfn) => { this.vram.release(pfn) })
@@ -146,7 +148,7 @@ export class DrmPagemap {
     npages: number,
     pid: number,
     source: { collected: Collected } | { collect: () => Promise<Collected | 'equal'> },
-    commit: (dst: number[]) => Promise<{ failed: readonly number[] }>,
+    commit: (dst: number) => Promise<{ failed: readonly number[] }>,
     timesliceMs: number,
     job?: JobStats
   ): Promise<{ placed: number, equal: boolean }> {
@@ -179,23 +181,22 @@ export class DrmPagemap {
   private async migrateToDevmem (
     d: Devmem,
     c: Collected,
-    commit: (dst: number[]) => Promise<{ failed: readonly number[] }>,
+    commit: (dst: number) => Promise<{ failed: readonly number[] }>,
     timesliceMs: number,
     job?: JobStats
   ): Promise<number> {
     const n = d.npages
     try {
       if (c.copy.length !== n) throw svmError('EINVAL', `collected ${c.copy.length} pages for an allocation of ${n}`)
-      let srcOff = 0
+      const cursor = c.data === null ? null : new PayloadCursor(c.data)
       let i = 0
       while (i < n) {
         let j = i
         const copying = c.copy[i] === 1
         while (j < n && (c.copy[j] === 1) === copying) j++
         if (copying) {
-          if (c.data === null) throw svmError('EINVAL', 'collected pages without their data')
-          copyFromPayload(c.data, srcOff, this.vram.span(d.pfn + i, j - i), 0, (j - i) * PAGE_SIZE)
-          srcOff += (j - i) * PAGE_SIZE
+          if (cursor === null) throw svmError('EINVAL', 'collected pages without their data')
+          cursor.read(this.vram.span(d.pfn + i, j - i), 0, (j - i) * PAGE_SIZE)
         } else {
           for (let k = i; k < j; k++) this.vram.zero(d.pfn + k)
         }
@@ -205,15 +206,11 @@ export class DrmPagemap {
       await this.port.abort(c.session).catch(() => [])
       throw err
     }
-    const dst: number[] = new Array(n)
-    for (let k = 0; k < n; k++) {
-      dst[k] = d.pfn + k
-      this.pageLive[d.pfn + k] = 1
-      d.refs++ // each destination page holds the zdd
-    }
+    for (let k = 0; k < n; k++) this.pageLive[d.pfn + k] = 1
+    d.refs += n // each destination page holds the zdd
     let failed: readonly number[]
     try {
-      failed = (await commit(dst)).failed
+      failed = (await commit(d.pfn)).failed
     } catch (err) {
       for (let k = 0; k < n; k++) this.pageLive[d.pfn + k] = 0
       d.refs -= n
@@ -247,9 +244,21 @@ export class DrmPagemap {
     if (now < d.timesliceExpiration) return { retryAfterMs: Math.ceil(d.timesliceExpiration - now) }
     const start = Math.max(alignDown(req.addr, d.bytes), req.vmaStart)
     const end = Math.min(alignDown(req.addr, d.bytes) + d.bytes, req.vmaEnd)
-    const r = await this.port.collectToRam({ pid: req.pid, start, end, pfnLo: d.pfn, pfnHi: d.pfn + d.npages, selfNotifiers: [] })
-    if (r.session !== null) await this.copyOut(r.session, r.pfns)
+    await this.migrateWindowToRam(req.pid, start, end, d.pfn, d.pfn + d.npages)
     return { retryAfterMs: 0 }
+  }
+
+  /**
+   * migrate_vma to system memory of this GPU's pages with pfn in [pfnLo,
+   * pfnHi) inside [start, end) of pid; optionally fused with the following
+   * hmm_range_fault. Returns its outcome (null when not asked for).
+   */
+  async migrateWindowToRam (pid: number, start: number, end: number, pfnLo: number, pfnHi: number, fault?: FaultAfter, job?: JobStats): Promise<StepOutcome | null> {
+    const self = this.selfInvalidate?.(pid, start, end) ?? null
+    const send = async (ids: number[]): Promise<ToRam> => await this.port.collectToRam({ pid, start, end, pfnLo, pfnHi, selfNotifiers: ids })
+    const r = self === null ? await send([]) : await self.around(send)
+    if (r.session === null) return null
+    return await this.copyOut(r.session, r.pfns, job, fault)
   }
 
   /**
@@ -279,10 +288,11 @@ export class DrmPagemap {
   }
 
   /** Copies collected device pages out with the commit, then frees them. */
-  private async copyOut (session: number, pfns: readonly number[], job?: JobStats): Promise<void> {
+  private async copyOut (session: number, pfns: readonly number[], job?: JobStats, fault?: FaultAfter): Promise<StepOutcome | null> {
     const chunks = pfns.map((p) => this.vram.readView(p))
+    let pages: StepOutcome | null
     try {
-      await this.port.commitToRam(session, chunks)
+      pages = await this.port.commitToRam(session, chunks, fault)
     } catch (err) {
       const orphans = await this.port.abort(session).catch(() => [])
       this.freePages(orphans)
@@ -292,6 +302,7 @@ export class DrmPagemap {
     this.counters.migratedToSystem += pfns.length * PAGE_SIZE
     this.counters.migrations.deviceToSystem++
     if (job !== undefined) job.migratedToSystem += pfns.length * PAGE_SIZE
+    return pages
   }
 
   /** Releases every allocation (device teardown). */

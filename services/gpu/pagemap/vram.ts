@@ -8,11 +8,18 @@ import { PAGE_SIZE, PAGES_PER_2M } from '../../../shared/units.js'
 
 const CHUNK_SHIFT = 9
 const CHUNK_MASK = PAGES_PER_2M - 1
+const CHUNK_BYTES = PAGES_PER_2M * PAGE_SIZE
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE)
+/**
+ * Released chunks kept for reuse, up to this many bytes: allocating a fresh
+ * 2 MiB buffer costs the host page faults on first touch, every time.
+ */
+const SPARE_BYTES = 64 * 1024 * 1024
 
 export class Vram {
   readonly pages: number
   private readonly chunks: Array<Uint8Array | undefined>
+  private readonly spare: Uint8Array[] = []
   private backed = 0
 
   constructor (readonly bytes: number) {
@@ -28,14 +35,23 @@ export class Vram {
   page (pfn: number): Uint8Array {
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.pages) throw new RangeError(`pfn ${pfn} outside VRAM`)
     const c = pfn >>> CHUNK_SHIFT
-    let chunk = this.chunks[c]
-    if (chunk === undefined) {
-      chunk = new Uint8Array(PAGES_PER_2M * PAGE_SIZE)
-      this.chunks[c] = chunk
-      this.backed++
-    }
+    const chunk = this.chunks[c] ?? this.back(c, false)
     const off = (pfn & CHUNK_MASK) * PAGE_SIZE
     return chunk.subarray(off, off + PAGE_SIZE)
+  }
+
+  /**
+   * Backs chunk c, preferably with a released buffer. Pages of an unbacked
+   * chunk read as zeros, and live allocations may rely on that, so a reused
+   * buffer is cleared unless the caller is about to overwrite all of it.
+   */
+  private back (c: number, overwritingAll: boolean): Uint8Array {
+    let chunk = this.spare.pop()
+    if (chunk === undefined) chunk = new Uint8Array(CHUNK_BYTES)
+    else if (!overwritingAll) chunk.fill(0)
+    this.chunks[c] = chunk
+    this.backed++
+    return chunk
   }
 
   /** A view to read from; a shared zero page when nothing was ever written there. Do not write to it. */
@@ -46,12 +62,18 @@ export class Vram {
     return chunk.subarray(off, off + PAGE_SIZE)
   }
 
-  /** A writable view of npages pages from pfn; they must lie in one 2 MiB chunk (one buddy block). */
+  /**
+   * A writable view of npages pages from pfn, which the caller will overwrite
+   * entirely; they must lie in one 2 MiB chunk (one buddy block).
+   */
   span (pfn: number, npages: number): Uint8Array {
-    // Check before page(): a refused span must not back a chunk.
+    // Check first: a refused span must not back a chunk.
     if ((pfn & CHUNK_MASK) + npages > PAGES_PER_2M) throw new RangeError('span crosses a 2 MiB chunk')
-    const first = this.page(pfn)
-    return new Uint8Array(first.buffer, first.byteOffset, npages * PAGE_SIZE)
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn + npages > this.pages) throw new RangeError(`pfn ${pfn} outside VRAM`)
+    const c = pfn >>> CHUNK_SHIFT
+    const chunk = this.chunks[c] ?? this.back(c, npages === PAGES_PER_2M)
+    const off = (pfn & CHUNK_MASK) * PAGE_SIZE
+    return chunk.subarray(off, off + npages * PAGE_SIZE)
   }
 
   /** Clears a page (a BO's pre-clear), without backing an unbacked chunk. */
@@ -65,9 +87,11 @@ export class Vram {
   /** Drops the backing of the 2 MiB chunk holding pfn (its block is free). */
   release (pfn: number): void {
     const c = pfn >>> CHUNK_SHIFT
-    if (this.chunks[c] !== undefined) {
+    const chunk = this.chunks[c]
+    if (chunk !== undefined) {
       this.chunks[c] = undefined
       this.backed--
+      if ((this.spare.length + 1) * CHUNK_BYTES <= SPARE_BYTES) this.spare.push(chunk)
     }
   }
 }

@@ -17,15 +17,17 @@
  *      else retry.
  */
 import { SvmError, hasCode, svmError } from '../../../shared/errors.js'
-import { USER_SPACE_END, SZ_64K } from '../../../shared/units.js'
-import { candidateWindow } from '../../../shared/svm/chunk.js'
+import { USER_SPACE_END, SZ_64K, alignDown, alignUp } from '../../../shared/units.js'
+import { CHUNK_SIZES } from '../../../shared/svm/chunk.js'
 import type { Access } from '../../../shared/schemas/common.js'
 import type { JobStats } from '../counters.js'
 import type { Attrs } from './attributes.js'
 import type { SvmContext } from './context.js'
-import { getPages, rangeEvict, type StepOutcome } from './get-pages.js'
+import { getPages, rangeEvict } from './get-pages.js'
+import type { StepOutcome } from '../coordinator-port.js'
 import type { GpuVm } from './gpu-vm.js'
-import { migrateRange, NO_PREFETCH, type Prefetch, withSelfInvalidation } from './migrate-range.js'
+import { migrateRange, NO_PREFETCH, type Prefetch } from './migrate-range.js'
+import { SelfInvalidation } from './self-invalidation.js'
 import { SvmRange } from './range.js'
 
 export const ATOMIC_SVM_TIMESLICE_MS = 5
@@ -68,15 +70,13 @@ async function insertRange (
   const n = vm.svm.notifierFor(addr)
   vm.svm.use(n)
   try {
-    const win = candidateWindow(addr)
-    const avoid: number[] = []
-    for (const r of n.overlapping(win.start, win.end)) avoid.push(r.start, r.end)
+    const overlaps = CHUNK_SIZES.map((size) => n.overlapping(alignDown(addr, size), alignUp(addr + 1, size)).length > 0)
     const gva = vm.attrs.spanAt(addr, USER_SPACE_END)
     const params = {
       pid: vm.pid,
       notifier: { id: n.id, start: n.start, end: n.end },
       locate: {
-        addr, gvaStart: gva.start, gvaEnd: gva.end, avoid, readOnly: o.readOnly,
+        addr, gvaStart: gva.start, gvaEnd: gva.end, overlaps, readOnly: o.readOnly,
         checkPagesThreshold: CHECK_PAGES_THRESHOLD, devmemPossible: true
       },
       range: null,
@@ -84,7 +84,7 @@ async function insertRange (
       fault: { write: !o.readOnly }
     }
     const { result, data } = o.wantMigrate
-      ? await withSelfInvalidation(vm, n, null, async () => await ctx.port.rangePrepare(params))
+      ? await SelfInvalidation.notifier(n).around(async () => { const r = await ctx.port.rangePrepare(params); return { ...r, selfSeqs: r.result.selfSeqs } })
       : await ctx.port.rangePrepare(params)
     const range = new SvmRange(n, result.start, result.end, result.migrateDevmem)
     if (!vm.svm.insert(range)) {
@@ -152,16 +152,19 @@ export async function handleFault (ctx: SvmContext, vm: GpuVm, addr: number, acc
     }
     try {
       if (devmemOnly && !range.migrateDevmem) throw svmError('EACCES', 'atomic access needs device memory, and this memory cannot migrate')
+      let toRam: StepOutcome | null = null
       if (opts.target === null && !(range.bound && range.pagesValid && !range.hasDevmemPages)) {
         collectPending(ctx, pre)
         pre = NO_PREFETCH
-        await rangeEvict(ctx, vm, range)
+        // This GPU's own pages come back by one migrate_vma; another GPU's, if any, through get_pages' eviction.
+        toRam = await ctx.pagemap.migrateWindowToRam(vm.pid, range.start, range.end, 0, ctx.pagemap.vram.pages,
+          { pid: vm.pid, notifier: range.notifier.id, start: range.start, end: range.end, write: !readOnly }, job)
       }
       if (rangeValid(ctx, range, devmemOnly) && (readOnly || !range.readOnly) &&
           (opts.target === undefined || (opts.target === null ? !range.hasDevmemPages : !needsMigrate(ctx, range, opts.target)))) {
         return outcome(vm, range, migrated)
       }
-      let pages: StepOutcome | null = pre.pages
+      let pages: StepOutcome | null = toRam ?? pre.pages
       if (--tries >= 0 && needsMigrate(ctx, range, dpagemap)) {
         const m = await migrateRange(ctx, vm, range, timeslice, pre, { write: !readOnly, devmemOnly }, job)
         pre = NO_PREFETCH

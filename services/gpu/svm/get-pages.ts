@@ -14,17 +14,17 @@
  * memory and mapped there.
  */
 import { SvmError, svmError } from '../../../shared/errors.js'
-import { deviceGpu, devicePfn, hmmId, hmmIsDevice } from '../../../shared/svm/page-id.js'
+import { deviceGpu, devicePfn, hmmExpand, hmmId, hmmIsDevice } from '../../../shared/svm/page-id.js'
 import type { Pages } from '../../../shared/protocol/messages/coordinator.js'
 import type { SvmContext } from './context.js'
 import type { GpuVm } from './gpu-vm.js'
 import { PROTO_DRIVER, PROTO_SYSTEM, dmaEncode } from './page-addr.js'
 import type { SvmRange } from './range.js'
 import type { Devmem } from '../pagemap/devmem.js'
+import type { StepOutcome } from '../coordinator-port.js'
 
 export const GET_PAGES_TIMEOUT_MS = 1000
 
-export type StepOutcome = { ok: true, pages: Pages } | { ok: false, error: { code: string, message: string } }
 
 export interface GetPagesOptions { readOnly: boolean, devmemOnly: boolean }
 
@@ -52,14 +52,15 @@ export async function getPages (ctx: SvmContext, vm: GpuVm, r: SvmRange, o: GetP
     // --- notifier lock ---
     if (r.unmapped) throw svmError('EFAULT', 'range was unmapped')
     if (n.readRetry(pages.seq)) continue
-    mapPages(ctx, r, pages.pfns, o)
+    const entries = hmmExpand(pages.runs, r.npages)
+    if (entries === null) throw svmError('EFAULT', `hmm returned pages that do not cover the range of ${r.npages}`)
+    mapPages(ctx, r, entries, o)
     r.notifierSeq = pages.seq
     return
   }
 }
 
 function mapPages (ctx: SvmContext, r: SvmRange, pfns: readonly number[], o: GetPagesOptions): void {
-  if (pfns.length !== r.npages) throw svmError('EFAULT', `hmm returned ${pfns.length} pages for a range of ${r.npages}`)
   const dma = r.dma ?? new Float64Array(r.npages)
   let firstGpu = -1
   let firstDevmem: Devmem | undefined

@@ -7,8 +7,7 @@
  * commit when it moves.
  *
  * Before asking, this GPU runs its own invalidation callback for the range
- * (the MIGRATE event the coordinator would otherwise send it) and holds its
- * notifier's read_retry until the reply says where the seq ended up.
+ * (self-invalidation.ts).
  */
 import { SvmError, svmError } from '../../../shared/errors.js'
 import type { RangePrepareParams, RangePrepareResult } from '../../../shared/protocol/messages/coordinator.js'
@@ -16,9 +15,8 @@ import type { Payload } from '../../../shared/transport/payload.js'
 import type { JobStats } from '../counters.js'
 import type { Collected } from '../pagemap/drm-pagemap.js'
 import type { SvmContext } from './context.js'
-import type { StepOutcome } from './get-pages.js'
+import type { StepOutcome } from '../coordinator-port.js'
 import type { GpuVm } from './gpu-vm.js'
-import type { GpuNotifier } from './notifier.js'
 import type { SvmRange } from './range.js'
 
 export interface Prefetch {
@@ -28,28 +26,6 @@ export interface Prefetch {
 }
 
 export const NO_PREFETCH: Prefetch = { migrate: null, data: null, pages: null }
-
-/** Sends a request during which this GPU's callback for the notifier has already run. */
-export async function withSelfInvalidation (
-  vm: GpuVm,
-  n: GpuNotifier,
-  zap: SvmRange | null,
-  send: () => Promise<{ result: RangePrepareResult, data: Payload | null }>
-): Promise<{ result: RangePrepareResult, data: Payload | null }> {
-  if (zap !== null) vm.invalidate(n, zap.start, zap.end, 'migrate')
-  n.pendingSelf++
-  try {
-    const r = await send()
-    const s = r.result.selfSeqs
-    for (let k = 0; k + 1 < s.length; k += 2) if (s[k] === n.id) n.setSeq(s[k + 1] as number)
-    return r
-  } catch (err) {
-    n.unknown = true
-    throw err
-  } finally {
-    n.pendingSelf--
-  }
-}
 
 export interface MigrateResult {
   placed: number
@@ -70,7 +46,7 @@ export async function migrateRange (
   const n = r.notifier
   let pages: StepOutcome | null = pre.pages
   let session = -1
-  const commit = async (dst: number[]): Promise<{ failed: readonly number[] }> => {
+  const commit = async (dst: number): Promise<{ failed: readonly number[] }> => {
     const c = await ctx.port.commitToDevice({
       session, dst, fault: { pid: vm.pid, notifier: n.id, start: r.start, end: r.end, write: o.write }
     })
@@ -101,7 +77,17 @@ export async function migrateRange (
             migrate: { selfNotifiers: [n.id], faultOn: o.devmemOnly ? ['equal'] : ['equal', 'failed'] },
             fault: { write: o.write }
           }
-          const { result, data } = await withSelfInvalidation(vm, n, r, async () => await ctx.port.rangePrepare(params))
+          const self = ctx.selfInvalidate(vm.pid, r.start, r.end)
+          params.migrate = { selfNotifiers: self.ids, faultOn: o.devmemOnly ? ['equal'] : ['equal', 'failed'] }
+          let reply: { result: RangePrepareResult, data: Payload | null }
+          try {
+            reply = await ctx.port.rangePrepare(params)
+          } catch (err) {
+            self.fail()
+            throw err
+          }
+          self.settle(reply.result.selfSeqs)
+          const { result, data } = reply
           pages = result.pages
           return take(result.migrate, data)
         }

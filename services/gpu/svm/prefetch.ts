@@ -3,32 +3,43 @@
  * CPU VMAs inside the window (holes are skipped; no VMA at all is ENOENT),
  * and for each range place it (this GPU's VRAM, or system memory) and bind
  * it, so the next access does not fault. Memory that cannot migrate (shared
- * mappings) is bound where it is. The reply counts bytes whose residency
- * changed, from the CPU side's residency before and after.
+ * mappings) is bound where it is; a failed migration is reported. The reply
+ * counts bytes of the window whose residency changed: the CPU side's report
+ * before, against where the bound ranges map their pages after.
  */
 import { svmError } from '../../../shared/errors.js'
-import { USER_SPACE_END, isPageAligned } from '../../../shared/units.js'
+import { PAGE_SIZE, USER_SPACE_END, isPageAligned } from '../../../shared/units.js'
+import { deviceGpu } from '../../../shared/svm/page-id.js'
 import type { PrefetchBody } from '../../../shared/schemas/vm.js'
 import type { JobStats } from '../counters.js'
 import type { SvmContext } from './context.js'
 import { handleFault } from './fault-handler.js'
 import type { GpuVm } from './gpu-vm.js'
+import { PROTO_DRIVER, PROTO_SYSTEM, dmaId, dmaProto } from './page-addr.js'
+import type { SvmRange } from './range.js'
 
 interface Run { addr: number, length: number, location: string }
 
-/** Bytes of [start, end) whose location differs between two residency reports. */
-export function changedBytes (before: readonly Run[], after: readonly Run[]): number {
-  const points = new Set<number>()
-  for (const r of [...before, ...after]) { points.add(r.addr); points.add(r.addr + r.length) }
-  const sorted = [...points].sort((a, b) => a - b)
-  const at = (runs: readonly Run[], addr: number): string => {
-    for (const r of runs) if (addr >= r.addr && addr < r.addr + r.length) return r.location
-    return 'unpopulated'
-  }
+/** Where a bound range maps one of its pages. */
+function mappedLocation (ctx: SvmContext, r: SvmRange, i: number): string {
+  const a = (r.dma as Float64Array)[i] as number
+  const proto = dmaProto(a)
+  if (proto === PROTO_SYSTEM) return dmaId(a) === 0 ? 'unpopulated' : 'system'
+  return proto === PROTO_DRIVER ? `gpu${ctx.gpu}` : `gpu${deviceGpu(dmaId(a))}`
+}
+
+/** Bytes of the window, inside the given ranges, whose location differs from `before`. */
+export function changedBytes (ctx: SvmContext, before: readonly Run[], ranges: readonly SvmRange[], start: number, end: number): number {
   let changed = 0
-  for (let i = 0; i + 1 < sorted.length; i++) {
-    const a = sorted[i] as number
-    if (at(before, a) !== at(after, a)) changed += (sorted[i + 1] as number) - a
+  let k = 0
+  for (const r of ranges) {
+    if (r.dma === null) continue
+    for (let a = Math.max(r.start, start); a < Math.min(r.end, end); a += PAGE_SIZE) {
+      while (k < before.length && (before[k] as Run).addr + (before[k] as Run).length <= a) k++
+      const run = before[k]
+      const was = run !== undefined && run.addr <= a ? run.location : 'unpopulated'
+      if (mappedLocation(ctx, r, (a - r.start) / PAGE_SIZE) !== was) changed += PAGE_SIZE
+    }
   }
   return changed
 }
@@ -41,9 +52,9 @@ export async function prefetch (ctx: SvmContext, vm: GpuVm, p: PrefetchBody, job
   if (target !== null && target !== ctx.gpu) {
     throw svmError('EOPNOTSUPP', `prefetch into gpu${target}'s VRAM from a VM of gpu${ctx.gpu} is not supported by this version`)
   }
-  const vmas = await ctx.port.vmas(vm.pid, p.addr, end)
+  const { vmas, runs: before } = await ctx.port.layout(vm.pid, p.addr, end)
   if (vmas.length === 0) throw svmError('ENOENT', 'no CPU mapping in the prefetch window')
-  const before = await ctx.port.residency(vm.pid, p.addr, end)
+  const bound: SvmRange[] = []
   for (const v of vmas) {
     if (v.prot === 'none') continue
     const access = v.prot === 'rw' ? 'write' : 'read'
@@ -51,9 +62,9 @@ export async function prefetch (ctx: SvmContext, vm: GpuVm, p: PrefetchBody, job
     const stop = Math.min(v.end, end)
     while (a < stop) {
       const out = await handleFault(ctx, vm, a, access, job, { target: v.shared ? undefined : target, strict: true })
-      a = Math.max(out.range.end, a + 4096)
+      if (bound[bound.length - 1] !== out.range) bound.push(out.range)
+      a = Math.max(out.range.end, a + PAGE_SIZE)
     }
   }
-  const after = await ctx.port.residency(vm.pid, p.addr, end)
-  return { migratedBytes: changedBytes(before, after) }
+  return { migratedBytes: changedBytes(ctx, before, bound, p.addr, end) }
 }

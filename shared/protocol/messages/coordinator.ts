@@ -13,12 +13,13 @@ import { Address, Bool, Closed, Count, Id } from '../../schemas/common.js'
 
 const Code = Type.String()
 const Ints = Type.Array(Count)
-const Pfns = Type.Array(Type.Integer({ minimum: -1, maximum: 2 ** 36 }))
+/** hmm entries, run-length encoded (page-id.ts hmmRuns). */
+const Runs = Type.Array(Type.Integer({ minimum: -1, maximum: 2 ** 36 }))
 const Span = Closed({ start: Address, end: Address })
 
 export const NotifierRef = Closed({ id: Id, start: Address, end: Address })
 
-export const Pages = Closed({ seq: Count, pfns: Pfns })
+export const Pages = Closed({ seq: Count, runs: Runs })
 export type Pages = Static<typeof Pages>
 
 export const StepError = Closed({ code: Code, message: Type.String() })
@@ -42,8 +43,8 @@ export const RangePrepareParams = Closed({
     addr: Address,
     gvaStart: Address,
     gvaEnd: Address,
-    /** Existing ranges near addr, flattened [start, end, ...]. */
-    avoid: Ints,
+    /** Per chunk size (largest first): does its aligned window around addr overlap an existing range? */
+    overlaps: Type.Array(Bool, { maxItems: 8 }),
     readOnly: Bool,
     checkPagesThreshold: Count,
     devmemPossible: Bool
@@ -87,18 +88,21 @@ export const HmmParams = Closed({
   ownerless: Bool
 })
 
+/** get_pages' hmm_range_fault on a range, fused into the call that ends a migration. */
+const FaultAfter = Closed({ pid: Id, notifier: Id, start: Address, end: Address, write: Bool })
+const PagesOutcome = Type.Union([Closed({ ok: Type.Literal(true), pages: Pages }), Closed({ ok: Type.Literal(false), error: StepError })])
+
 export const CommitToDeviceParams = Closed({
   session: Count,
-  /** Destination device pfn per page. */
-  dst: Ints,
-  /** Then get_pages' hmm_range_fault on this range. */
-  fault: Type.Union([Type.Null(), Closed({ pid: Id, notifier: Id, start: Address, end: Address, write: Bool })])
+  /** First destination device pfn: an allocation's pages are contiguous. */
+  dst: Count,
+  fault: Type.Union([Type.Null(), FaultAfter])
 })
 
 export const CommitToDeviceResult = Closed({
   /** Pages not placed (their mapping went away meanwhile): free their VRAM. */
   failed: Ints,
-  pages: Type.Union([Type.Null(), Closed({ ok: Type.Literal(true), pages: Pages }), Closed({ ok: Type.Literal(false), error: StepError })])
+  pages: Type.Union([Type.Null(), PagesOutcome])
 })
 
 export const ToRamCollected = Closed({
@@ -123,15 +127,17 @@ export const CoordinatorMethods = {
     result: ToRamCollected
   },
   'migrate.collect_device_pfns': { params: Closed({ pfns: Ints }), result: ToRamCollected },
-  'migrate.commit_to_ram': { params: Closed({ session: Count }), result: Closed({}) },
-  'migrate.abort': { params: Closed({ session: Count }), result: Closed({ orphans: Ints }) },
-  'mm.vmas': {
-    params: Closed({ pid: Id, start: Address, end: Address }),
-    result: Closed({ vmas: Type.Array(Closed({ start: Address, end: Address, prot: Type.String(), shared: Bool })) })
+  'migrate.commit_to_ram': {
+    params: Closed({ session: Count, fault: Type.Union([Type.Null(), FaultAfter]) }),
+    result: Closed({ pages: Type.Union([Type.Null(), PagesOutcome]) })
   },
-  'mm.residency': {
+  'migrate.abort': { params: Closed({ session: Count }), result: Closed({ orphans: Ints }) },
+  'mm.layout': {
     params: Closed({ pid: Id, start: Address, end: Address }),
-    result: Closed({ runs: Type.Array(Closed({ addr: Address, length: Count, location: Type.String() })) })
+    result: Closed({
+      vmas: Type.Array(Closed({ start: Address, end: Address, prot: Type.String(), shared: Bool })),
+      runs: Type.Array(Closed({ addr: Address, length: Count, location: Type.String() }))
+    })
   },
   'dma.read': { params: Closed({ segs: Ints }), result: Closed({}) },
   'dma.write': { params: Closed({ segs: Ints }), result: Closed({}) }
