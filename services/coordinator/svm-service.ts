@@ -134,8 +134,15 @@ async function rangePrepare (d: SvmServiceDeps, gpu: number, p: RangePreparePara
   if (p.migrate !== null && migrateDevmem) {
     try {
       const out = await collectToDevice(mm, start, end, gpu, owner, { gpu, ids: selfIds })
+      const reserve = p.migrate.reserve
       if (out.status === 'equal') {
         migrate = { outcome: 'equal' }
+      } else if (reserve !== null && out.session.slots <= reserve.pages) {
+        // Fits the VRAM set aside: commit now. The sources are released by the
+        // commit, so their bytes travel as a snapshot taken before it.
+        data = [Buffer.concat(out.data)]
+        const failed = commitToDevice(d.mmctx, out.session, Array.from({ length: out.session.slots }, (_, i) => reserve.pfn + i))
+        migrate = { outcome: 'committed', committed: { copy: out.copy, failed } }
       } else {
         migrate = { outcome: 'collected', collected: { session: out.session.id, copy: out.copy } }
         data = out.data
@@ -146,7 +153,7 @@ async function rangePrepare (d: SvmServiceDeps, gpu: number, p: RangePreparePara
   }
   let pages: RangePrepareResult['pages'] = null
   const faultWanted = p.fault !== null && (
-    p.migrate === null || !migrateDevmem ||
+    p.migrate === null || !migrateDevmem || migrate?.outcome === 'committed' ||
     (migrate !== null && migrate.outcome !== 'collected' && p.migrate.faultOn.includes(migrate.outcome))
   )
   if (faultWanted && p.fault !== null) pages = await faultStep(d, mm, gpu, notifier, start, end, p.fault.write)

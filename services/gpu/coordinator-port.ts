@@ -21,7 +21,7 @@ export interface Layout {
 export type CommitToDevice = Static<typeof CommitToDeviceResult>
 
 export interface CoordinatorPort {
-  rangePrepare: (p: RangePrepareParams) => Promise<{ result: RangePrepareResult, data: Payload | null }>
+  rangePrepare: (p: RangePrepareParams, onReply?: (r: { result: RangePrepareResult, data: Payload | null }) => void) => Promise<{ result: RangePrepareResult, data: Payload | null }>
   hmmRangeFault: (p: Static<typeof HmmParams>) => Promise<Pages>
   commitToDevice: (p: Static<typeof CommitToDeviceParams>) => Promise<CommitToDevice>
   collectToRam: (p: { pid: number, start: number, end: number, pfnLo: number, pfnHi: number, selfNotifiers: number[] }) => Promise<ToRam>
@@ -38,7 +38,7 @@ export type CoordinatorPeer = RpcPeer<CoordinatorMethods, GpuMethods>
 
 export function rpcCoordinatorPort (peer: CoordinatorPeer): CoordinatorPort {
   return {
-    rangePrepare: async (p) => await peer.request('svm.range_prepare', p),
+    rangePrepare: async (p, onReply) => await peer.request('svm.range_prepare', p, onReply === undefined ? {} : { onReply: (r) => { onReply(r); return r } }),
     hmmRangeFault: async (p) => (await peer.request('svm.hmm_range_fault', p)).result,
     commitToDevice: async (p) => (await peer.request('migrate.commit_to_device', p)).result,
     collectToRam: async (p) => (await peer.request('migrate.collect_to_ram', p)).result,

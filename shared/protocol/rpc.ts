@@ -29,9 +29,16 @@ export interface Reply<R> { result: R, data?: readonly Uint8Array[] | undefined 
 export interface Response<R> { result: R, data: Payload | null }
 export type Handler<P, R> = (params: P, data: Payload | null) => Promise<Reply<R>> | Reply<R>
 
-export interface RequestOptions {
+export interface RequestOptions<R = unknown> {
   data?: readonly Uint8Array[] | undefined
   timeoutMs?: number | undefined
+  /**
+   * Runs synchronously when the reply arrives, before any later message on
+   * the connection is dispatched (the awaiting code only resumes after them).
+   * What it returns is what the request resolves with; if it throws, the
+   * request rejects.
+   */
+  onReply?: ((r: Response<R>) => Response<R>) | undefined
 }
 
 export interface RpcOptions<Out extends MethodTable, In extends MethodTable> {
@@ -106,6 +113,7 @@ function parseEnvelope (env: unknown): Envelope | string {
 
 interface Pending {
   method: string
+  onReply: ((r: Response<unknown>) => Response<unknown>) | undefined
   resolve: (r: Response<unknown>) => void
   reject: (e: unknown) => void
   /** performance.now() deadline (Infinity: none). */
@@ -159,13 +167,20 @@ export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
   request<K extends keyof Out & string> (
     method: K,
     params: ParamsOf<Out, K>,
-    opts: RequestOptions = {}
+    opts: RequestOptions<ResultOf<Out, K>> = {}
   ): Promise<Response<ResultOf<Out, K>>> {
     if (this.conn.closed) return Promise.reject(svmError('ENOLINK', `${method}: connection to ${this.conn.label} is closed`))
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.defaultTimeoutMs
-      this.pending.set(id, { method, resolve: resolve as (r: Response<unknown>) => void, reject, deadline: performance.now() + timeoutMs, timeoutMs })
+      this.pending.set(id, {
+        method,
+        onReply: opts.onReply as ((r: Response<unknown>) => Response<unknown>) | undefined,
+        resolve: resolve as (r: Response<unknown>) => void,
+        reject,
+        deadline: performance.now() + timeoutMs,
+        timeoutMs
+      })
       if (this.sweeper === null && Number.isFinite(timeoutMs)) this.sweeper = setInterval(() => { this.sweep() }, SWEEP_MS)
       this.enqueue({ env: { t: 'q', id, m: method, p: params }, data: opts.data })
     })
@@ -256,13 +271,28 @@ export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
           p.reject(svmError('EIO', reason))
           return
         }
-        p.resolve({ result: env.r, data: msg.data })
+        let response: Response<unknown> = { result: env.r, data: msg.data }
+        if (p.onReply !== undefined) {
+          try {
+            response = p.onReply(response)
+          } catch (err) {
+            p.reject(err)
+            return
+          }
+        }
+        p.resolve(response)
         return
       }
       case 'e': {
         const p = this.takePending(env.id)
         if (p === undefined) return
-        p.reject(new SvmError(isErrorCode(env.code) ? env.code : 'EIO', env.message, env.details))
+        // A peer that rejects our own message as malformed points at a bug on
+        // this side, not at whoever asked us: report it as EIO, not E_VALIDATION.
+        if (env.code === 'E_VALIDATION') {
+          p.reject(new SvmError('EIO', `${p.method} rejected by ${this.conn.label}: ${env.message}`, env.details))
+        } else {
+          p.reject(new SvmError(isErrorCode(env.code) ? env.code : 'EIO', env.message, env.details))
+        }
       }
     }
   }

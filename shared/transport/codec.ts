@@ -26,11 +26,12 @@ export function encodeFrame (batch: readonly OutMessage[]): Buffer {
       envs[i] = m.env
     }
   }
-  const header = Buffer.from(JSON.stringify(envs), 'utf8')
-  const frame = Buffer.allocUnsafe(4 + header.byteLength + payloadBytes)
-  frame.writeUInt32LE(header.byteLength, 0)
-  header.copy(frame, 4)
-  let o = 4 + header.byteLength
+  const json = JSON.stringify(envs)
+  const headerBytes = Buffer.byteLength(json, 'utf8')
+  const frame = Buffer.allocUnsafe(4 + headerBytes + payloadBytes)
+  frame.writeUInt32LE(headerBytes, 0)
+  frame.write(json, 4, headerBytes, 'utf8')
+  let o = 4 + headerBytes
   for (const m of batch) {
     if (m.data === undefined) continue
     for (const c of m.data) {
@@ -52,7 +53,8 @@ export function decodeFrame (frame: Uint8Array): DecodeResult {
   }
   let envs: unknown
   try {
-    envs = JSON.parse(Buffer.from(frame.buffer, frame.byteOffset + 4, headerLen).toString('utf8'))
+    const buf = Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+    envs = JSON.parse(buf.toString('utf8', 4, 4 + headerLen))
   } catch {
     return { ok: false, reason: 'header is not JSON' }
   }

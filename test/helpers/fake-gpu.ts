@@ -65,7 +65,7 @@ export class FakeGpu {
   /** Migrates [start, end) of pid to this fake's VRAM (pfns from `firstPfn`). */
   async migrateIn (pid: number, notifier: { id: number, start: number, end: number }, start: number, end: number, firstPfn: number): Promise<void> {
     const r = await this.peer.request('svm.range_prepare', {
-      pid, notifier, locate: null, range: { start, end }, migrate: { selfNotifiers: [], faultOn: [] }, fault: null
+      pid, notifier, locate: null, range: { start, end }, migrate: { selfNotifiers: [], reserve: null, faultOn: [] }, fault: null
     })
     const m = r.result.migrate
     if (m === null || m.outcome !== 'collected') throw new Error(`not collected: ${JSON.stringify(m)}`)

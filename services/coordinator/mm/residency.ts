@@ -69,15 +69,18 @@ function runs<T extends { addr: number, length: number }> (
     let next = lo
     const gap = (to: number): void => {
       if (to <= next) return
-      if (vma.shm === null) {
-        emit(next * PAGE_SIZE, (to - next) * PAGE_SIZE, describe(next, NONE, 0, vma))
-      } else {
-        // Shared memory may hold pages this process has not mapped yet.
-        for (let v = next; v < to; v++) {
-          const f = vma.shm.frame(vma.pgoff + (v * PAGE_SIZE - vma.start) / PAGE_SIZE, false)
-          emit(v * PAGE_SIZE, PAGE_SIZE, f === undefined ? describe(v, NONE, 0, vma) : describe(v, SYSTEM, f, vma))
+      const shm = vma.shm
+      if (shm !== null) {
+        // Shared memory may hold pages this process has not mapped yet: visit those only.
+        const base = vma.pgoff - vma.start / PAGE_SIZE
+        for (const pgoff of shm.residentIn(base + next, base + to)) {
+          const v = pgoff - base
+          if (v > next) emit(next * PAGE_SIZE, (v - next) * PAGE_SIZE, describe(next, NONE, 0, vma))
+          emit(v * PAGE_SIZE, PAGE_SIZE, describe(v, SYSTEM, shm.frame(pgoff, false) as number, vma))
+          next = v + 1
         }
       }
+      if (to > next) emit(next * PAGE_SIZE, (to - next) * PAGE_SIZE, describe(next, NONE, 0, vma))
     }
     mm.pt.forEachPresent(lo, hi, (vpn, pte, pfn) => {
       gap(vpn)

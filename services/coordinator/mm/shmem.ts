@@ -29,6 +29,18 @@ export class ShmemObject {
     return f
   }
 
+  /** Page offsets in [lo, hi) that hold a frame, ascending. */
+  residentIn (lo: number, hi: number): number[] {
+    const out: number[] = []
+    if (hi - lo < this.pages.size) {
+      for (let p = lo; p < hi; p++) if (this.pages.has(p)) out.push(p)
+    } else {
+      for (const p of this.pages.keys()) if (p >= lo && p < hi) out.push(p)
+      out.sort((a, b) => a - b)
+    }
+    return out
+  }
+
   get residentPages (): number {
     return this.pages.size
   }

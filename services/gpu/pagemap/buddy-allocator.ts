@@ -75,6 +75,18 @@ export class BuddyAllocator {
     if (order === MAX_ORDER) this.onBlockFree(head)
   }
 
+  /** Keeps only the first 2^order pages of the block at pfn, freeing the rest. */
+  shrink (pfn: number, order: number): void {
+    const was = this.allocHead[pfn]
+    if (was === undefined || was < 0 || order > was || order < 0) throw new Error(`buddy: cannot shrink pfn ${pfn} to order ${order}`)
+    for (let o = was - 1; o >= order; o--) {
+      const tail = pfn + (1 << o)
+      this.allocHead[tail] = o
+      this.free(tail)
+    }
+    this.allocHead[pfn] = order
+  }
+
   orderOf (pfn: number): number {
     return this.allocHead[pfn] as number
   }

@@ -27,6 +27,9 @@ import { BuddyAllocator, MAX_ORDER } from './buddy-allocator.js'
 import { Devmem } from './devmem.js'
 import { Vram } from './vram.js'
 
+/** VRAM set aside for a migration before asking for it. */
+export interface Reservation { pfn: number, pages: number }
+
 export interface Collected {
   session: number
   /** Per page: 1 = copy from the payload (in order), 0 = zero-fill. */
@@ -188,20 +191,7 @@ export class DrmPagemap {
     const n = d.npages
     try {
       if (c.copy.length !== n) throw svmError('EINVAL', `collected ${c.copy.length} pages for an allocation of ${n}`)
-      const cursor = c.data === null ? null : new PayloadCursor(c.data)
-      let i = 0
-      while (i < n) {
-        let j = i
-        const copying = c.copy[i] === 1
-        while (j < n && (c.copy[j] === 1) === copying) j++
-        if (copying) {
-          if (cursor === null) throw svmError('EINVAL', 'collected pages without their data')
-          cursor.read(this.vram.span(d.pfn + i, j - i), 0, (j - i) * PAGE_SIZE)
-        } else {
-          for (let k = i; k < j; k++) this.vram.zero(d.pfn + k)
-        }
-        i = j
-      }
+      this.fill(d, c.copy, c.data)
     } catch (err) {
       await this.port.abort(c.session).catch(() => [])
       throw err
@@ -222,12 +212,69 @@ export class DrmPagemap {
     }
     d.timesliceExpiration = Date.now() + timesliceMs
     const placed = n - failed.length
-    if (placed > 0) {
-      this.counters.migratedToDevice += placed * PAGE_SIZE
-      this.counters.migrations.systemToDevice++
-      if (job !== undefined) job.migratedToDevice += placed * PAGE_SIZE
-    }
+    this.countIn(placed, job)
     return placed
+  }
+
+  // ------------------------------------------------------------ fused (one exchange)
+
+  /** Sets VRAM aside for a small migration, without evicting anything; null if none is free. */
+  reserve (npages: number): Reservation | null {
+    const pfn = this.buddy.alloc(Math.log2(npages))
+    return pfn === null ? null : { pfn, pages: npages }
+  }
+
+  unreserve (r: Reservation): void {
+    this.buddy.free(r.pfn)
+  }
+
+  /**
+   * The coordinator collected the range and committed it straight to the
+   * reservation: write the bytes in now, synchronously, before any later
+   * message can touch these pages. Returns the pages placed.
+   */
+  adopt (r: Reservation, pid: number, copy: readonly number[], data: Payload | null, failed: readonly number[], timesliceMs: number, job?: JobStats): number {
+    const n = copy.length
+    if (n > r.pages || !Number.isInteger(Math.log2(n))) throw svmError('EIO', `committed ${n} pages to a reservation of ${r.pages}`)
+    if (n < r.pages) this.buddy.shrink(r.pfn, Math.log2(n))
+    const d = new Devmem(this.nextDevmemId++, r.pfn, n, pid)
+    this.devmems.set(d.id, d)
+    this.pfnDevmem.fill(d.id, r.pfn, r.pfn + n)
+    this.fill(d, copy, data)
+    for (let k = 0; k < n; k++) this.pageLive[d.pfn + k] = 1
+    for (const k of failed) this.pageLive[d.pfn + k] = 0
+    const placed = n - failed.length
+    d.refs += placed
+    d.timesliceExpiration = Date.now() + timesliceMs
+    this.countIn(placed, job)
+    this.put(d) // the creator's reference
+    return placed
+  }
+
+  /** Writes collected pages into an allocation: sources in coalesced runs, the rest zeroed. */
+  private fill (d: Devmem, copy: readonly number[], data: Payload | null): void {
+    const n = d.npages
+    const cursor = data === null ? null : new PayloadCursor(data)
+    let i = 0
+    while (i < n) {
+      let j = i
+      const copying = copy[i] === 1
+      while (j < n && (copy[j] === 1) === copying) j++
+      if (copying) {
+        if (cursor === null) throw svmError('EINVAL', 'collected pages without their data')
+        cursor.read(this.vram.span(d.pfn + i, j - i), 0, (j - i) * PAGE_SIZE)
+      } else {
+        for (let k = i; k < j; k++) this.vram.zero(d.pfn + k)
+      }
+      i = j
+    }
+  }
+
+  private countIn (placed: number, job?: JobStats): void {
+    if (placed === 0) return
+    this.counters.migratedToDevice += placed * PAGE_SIZE
+    this.counters.migrations.systemToDevice++
+    if (job !== undefined) job.migratedToDevice += placed * PAGE_SIZE
   }
 
   // ------------------------------------------------------------ to RAM

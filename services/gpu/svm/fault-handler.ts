@@ -26,7 +26,8 @@ import type { SvmContext } from './context.js'
 import { getPages, rangeEvict } from './get-pages.js'
 import type { StepOutcome } from '../coordinator-port.js'
 import type { GpuVm } from './gpu-vm.js'
-import { migrateRange, NO_PREFETCH, type Prefetch } from './migrate-range.js'
+import { FUSED_MAX_PAGES, migrateRange, NO_PREFETCH, prepareWithReserve, type Prefetch } from './migrate-range.js'
+import type { RangePrepareParams } from '../../../shared/protocol/messages/coordinator.js'
 import { SelfInvalidation } from './self-invalidation.js'
 import { SvmRange } from './range.js'
 
@@ -65,7 +66,8 @@ async function insertRange (
   ctx: SvmContext,
   vm: GpuVm,
   addr: number,
-  o: { readOnly: boolean, wantMigrate: boolean, devmemOnly: boolean }
+  o: { readOnly: boolean, wantMigrate: boolean, devmemOnly: boolean, timesliceMs: number },
+  job: JobStats
 ): Promise<{ range: SvmRange, pre: Prefetch }> {
   const n = vm.svm.notifierFor(addr)
   vm.svm.use(n)
@@ -80,19 +82,30 @@ async function insertRange (
         checkPagesThreshold: CHECK_PAGES_THRESHOLD, devmemPossible: true
       },
       range: null,
-      migrate: o.wantMigrate ? { selfNotifiers: [n.id], faultOn: o.devmemOnly ? ['equal' as const] : ['equal' as const, 'failed' as const] } : null,
+      migrate: null as RangePrepareParams['migrate'],
       fault: { write: !o.readOnly }
     }
-    const { result, data } = o.wantMigrate
-      ? await SelfInvalidation.notifier(n).around(async () => { const r = await ctx.port.rangePrepare(params); return { ...r, selfSeqs: r.result.selfSeqs } })
-      : await ctx.port.rangePrepare(params)
-    const range = new SvmRange(n, result.start, result.end, result.migrateDevmem)
+    let pre: Prefetch & { start: number, end: number, migrateDevmem: boolean }
+    if (o.wantMigrate) {
+      // A small chunk can be committed straight into VRAM set aside now.
+      const reserve = ctx.pagemap.reserve(FUSED_MAX_PAGES)
+      params.migrate = { selfNotifiers: [n.id], reserve, faultOn: o.devmemOnly ? ['equal'] : ['equal', 'failed'] }
+      let geometry = { start: 0, end: 0, migrateDevmem: false }
+      const f = await SelfInvalidation.notifier(n).around(async () => await prepareWithReserve(ctx, vm, params, reserve, o.timesliceMs, job, (r) => {
+        geometry = { start: r.start, end: r.end, migrateDevmem: r.migrateDevmem }
+      }))
+      pre = { ...f, ...geometry }
+    } else {
+      const { result, data } = await ctx.port.rangePrepare(params)
+      pre = { migrate: result.migrate, data, pages: result.pages, placed: 0, selfSeqs: [], start: result.start, end: result.end, migrateDevmem: result.migrateDevmem }
+    }
+    const range = new SvmRange(n, pre.start, pre.end, pre.migrateDevmem)
     if (!vm.svm.insert(range)) {
-      // A concurrent fault inserted an overlapping range first: use it instead.
-      if (result.migrate?.outcome === 'collected') await ctx.port.abort(result.migrate.collected.session).catch(() => [])
+      // A concurrent fault inserted an overlapping range first: undo ours and use theirs.
+      if (pre.migrate?.outcome === 'collected') await ctx.port.abort(pre.migrate.collected.session).catch(() => [])
       throw svmError('EAGAIN', 'range inserted concurrently')
     }
-    return { range, pre: { migrate: result.migrate, data, pages: result.pages } }
+    return { range, pre }
   } finally {
     vm.svm.unuse(n)
     const dropped = vm.svm.dropIfEmpty(n)
@@ -134,7 +147,11 @@ export async function handleFault (ctx: SvmContext, vm: GpuVm, addr: number, acc
   let migrated = false
   let lastErr: unknown = null
   for (let round = 0; ; round++) {
-    if (round >= MAX_ROUNDS) throw lastErr ?? svmError('EBUSY', 'fault did not settle')
+    if (round >= MAX_ROUNDS) {
+      // Internal retry signals are not for clients: a fault that keeps racing is EBUSY.
+      if (lastErr === null || hasCode(lastErr, 'EAGAIN', 'EOPNOTSUPP')) throw svmError('EBUSY', `fault at 0x${addr.toString(16)} did not settle in ${MAX_ROUNDS} rounds`)
+      throw lastErr
+    }
     for (const n of vm.gc()) ctx.port.notifierRemove(vm.pid, [n.id])
     const attrs = vm.attrs.at(addr)
     const dpagemap = devmemOnly ? ctx.gpu : opts.target !== undefined ? opts.target : preferredPagemap(attrs, ctx.gpu)
@@ -142,7 +159,7 @@ export async function handleFault (ctx: SvmContext, vm: GpuVm, addr: number, acc
     let pre: Prefetch = NO_PREFETCH
     if (range === undefined) {
       try {
-        const ins = await insertRange(ctx, vm, addr, { readOnly, wantMigrate: tries > 0 && dpagemap === ctx.gpu, devmemOnly })
+        const ins = await insertRange(ctx, vm, addr, { readOnly, wantMigrate: tries > 0 && dpagemap === ctx.gpu, devmemOnly, timesliceMs: timeslice }, job)
         range = ins.range
         pre = ins.pre
       } catch (err) {

@@ -5,7 +5,9 @@
  * it, so the next access does not fault. Memory that cannot migrate (shared
  * mappings) is bound where it is; a failed migration is reported. The reply
  * counts bytes of the window whose residency changed: the CPU side's report
- * before, against where the bound ranges map their pages after.
+ * before, against where the bound ranges map their pages after. Populating a
+ * never-touched page in system memory is not a migration and is not counted
+ * (zero-filled pages placed in VRAM are, as migratedToDevice counts them).
  */
 import { svmError } from '../../../shared/errors.js'
 import { PAGE_SIZE, USER_SPACE_END, isPageAligned } from '../../../shared/units.js'
@@ -38,7 +40,8 @@ export function changedBytes (ctx: SvmContext, before: readonly Run[], ranges: r
       while (k < before.length && (before[k] as Run).addr + (before[k] as Run).length <= a) k++
       const run = before[k]
       const was = run !== undefined && run.addr <= a ? run.location : 'unpopulated'
-      if (mappedLocation(ctx, r, (a - r.start) / PAGE_SIZE) !== was) changed += PAGE_SIZE
+      const now = mappedLocation(ctx, r, (a - r.start) / PAGE_SIZE)
+      if (now !== was && !(was === 'unpopulated' && now === 'system')) changed += PAGE_SIZE
     }
   }
   return changed

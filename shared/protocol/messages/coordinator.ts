@@ -54,6 +54,11 @@ export const RangePrepareParams = Closed({
   /** Then migrate the range to the caller's VRAM (migrate_vma_setup) ... */
   migrate: Type.Union([Type.Null(), Closed({
     selfNotifiers: Ints,
+    /**
+     * VRAM the caller set aside: if the range fits, the pages are committed
+     * to it at once (one exchange) and their bytes come back to be written in.
+     */
+    reserve: Type.Union([Type.Null(), Closed({ pfn: Count, pages: Count })]),
     /** ... and fault the pages in when the migration had these outcomes. */
     faultOn: Type.Array(Type.Union([Type.Literal('equal'), Type.Literal('failed')]))
   })]),
@@ -70,6 +75,7 @@ export const RangePrepareResult = Closed({
   migrate: Type.Union([
     Type.Null(),
     Closed({ outcome: Type.Literal('collected'), collected: Collected }),
+    Closed({ outcome: Type.Literal('committed'), committed: Closed({ copy: Ints, failed: Ints }) }),
     Closed({ outcome: Type.Literal('equal') }),
     Closed({ outcome: Type.Literal('failed'), error: StepError })
   ]),

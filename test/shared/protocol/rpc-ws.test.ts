@@ -106,7 +106,7 @@ t.test('hostile frames over a real WebSocket', async (t) => {
     await client.request('missing', {})
     t.fail('missing method resolved')
   } catch (err) {
-    t.equal((err as SvmError).code, 'E_VALIDATION', 'E_VALIDATION over the wire')
+    t.equal((err as SvmError).code, 'EIO', 'the server\'s E_VALIDATION reaches the sender as EIO')
   }
   t.equal(peers.length, 2)
   t.equal(peers[1]?.rejected, 1)
