@@ -18,7 +18,7 @@ import type { Mm, MmContext } from './mm/mm.js'
 import { faultRange, pagesPresent } from './mm/hmm.js'
 import type { Notifier } from './mm/notifiers.js'
 import {
-  abortSession, collectDevicePfns, collectToDevice, collectToRam, commitToDevice, commitToRam
+  abortSession, collectDevicePfns, collectToDevice, collectToRam, commitToDevice, commitToRam, releaseSources
 } from './mm/migrate.js'
 import type { MigrationSession } from './mm/migration-session.js'
 import { dmaRead, dmaWrite } from './mm/dma.js'
@@ -131,6 +131,7 @@ async function rangePrepare (d: SvmServiceDeps, gpu: number, p: RangePreparePara
 
   let migrate: RangePrepareResult['migrate'] = null
   let data: Uint8Array[] | undefined
+  let onConsumed: (() => void) | undefined
   if (p.migrate !== null && migrateDevmem) {
     try {
       const out = await collectToDevice(mm, start, end, gpu, owner, { gpu, ids: selfIds })
@@ -138,10 +139,12 @@ async function rangePrepare (d: SvmServiceDeps, gpu: number, p: RangePreparePara
       if (out.status === 'equal') {
         migrate = { outcome: 'equal' }
       } else if (reserve !== null && out.session.slots <= reserve.pages) {
-        // Fits the VRAM set aside: commit now. The sources are released by the
-        // commit, so their bytes travel as a snapshot taken before it.
-        data = [Buffer.concat(out.data)]
-        const failed = commitToDevice(d.mmctx, out.session, Array.from({ length: out.session.slots }, (_, i) => reserve.pfn + i))
+        // Fits the VRAM set aside: commit now. The source frames stay pinned
+        // until the reply's data has been consumed, then go.
+        const session = out.session
+        const failed = commitToDevice(d.mmctx, session, reserve.pfn, true)
+        data = out.data
+        onConsumed = () => { releaseSources(d.mmctx, session) }
         migrate = { outcome: 'committed', committed: { copy: out.copy, failed } }
       } else {
         migrate = { outcome: 'collected', collected: { session: out.session.id, copy: out.copy } }
@@ -157,7 +160,7 @@ async function rangePrepare (d: SvmServiceDeps, gpu: number, p: RangePreparePara
     (migrate !== null && migrate.outcome !== 'collected' && p.migrate.faultOn.includes(migrate.outcome))
   )
   if (faultWanted && p.fault !== null) pages = await faultStep(d, mm, gpu, notifier, start, end, p.fault.write)
-  return { result: { selfSeqs: settledSeqs(mm, gpu, selfIds), start, end, migrateDevmem, migrate, pages }, data }
+  return { result: { selfSeqs: settledSeqs(mm, gpu, selfIds), start, end, migrateDevmem, migrate, pages }, data, onConsumed }
 }
 
 export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps): void {
@@ -190,7 +193,7 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
   peer.handle('migrate.commit_to_device', async (p) => {
     const gpu = gpuOf()
     const s = session(d, gpu, p.session)
-    const failed = commitToDevice(ctx, s, Array.from({ length: s.slots }, (_, i) => p.dst + i))
+    const failed = commitToDevice(ctx, s, p.dst)
     return { result: { failed, pages: p.fault === null ? null : await fusedFault(d, gpu, p.fault) } }
   })
 

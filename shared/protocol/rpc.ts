@@ -25,7 +25,12 @@ export type MethodTable = Record<string, MethodDef>
 export type ParamsOf<T extends MethodTable, K extends keyof T> = Static<T[K]['params']>
 export type ResultOf<T extends MethodTable, K extends keyof T> = Static<T[K]['result']>
 
-export interface Reply<R> { result: R, data?: readonly Uint8Array[] | undefined }
+export interface Reply<R> {
+  result: R
+  data?: readonly Uint8Array[] | undefined
+  /** Called once the data has been consumed by the transport (see OutMessage). */
+  onConsumed?: (() => void) | undefined
+}
 export interface Response<R> { result: R, data: Payload | null }
 export type Handler<P, R> = (params: P, data: Payload | null) => Promise<Reply<R>> | Reply<R>
 
@@ -334,8 +339,11 @@ export class RpcPeer<Out extends MethodTable, In extends MethodTable> {
   }
 
   private replyOk (id: number | undefined, reply: Reply<unknown>): void {
-    if (id === undefined) return
-    this.enqueue({ env: { t: 'r', id, r: reply.result }, data: reply.data })
+    if (id === undefined) {
+      reply.onConsumed?.()
+      return
+    }
+    this.enqueue({ env: { t: 'r', id, r: reply.result }, data: reply.data, onConsumed: reply.onConsumed })
   }
 
   private replyError (id: number | undefined, method: string, err: unknown): void {

@@ -11,6 +11,7 @@
  */
 import type { Connection, ConnectionEvents, InMessage, OutMessage } from './types.js'
 import { payloadOf } from './payload.js'
+import { consumed } from './ws.js'
 import type { Scheduler } from './scheduler.js'
 
 export interface MemoryPairOptions {
@@ -43,7 +44,10 @@ class MemoryEndpoint implements Connection {
   }
 
   send (batch: readonly OutMessage[]): boolean {
-    if (this.isClosed) return false
+    if (this.isClosed) {
+      consumed(batch)
+      return false
+    }
     const serialize = this.opts.serialize !== false
     const json = serialize ? JSON.stringify(batch.map((m) => m.env)) : ''
     const envs = serialize ? null : batch.map((m) => m.env)
@@ -51,7 +55,10 @@ class MemoryEndpoint implements Connection {
     const snapshots = this.opts.checkChunks === true ? datas.map((d) => d?.map((c) => c.slice())) : null
     const peer = this.peer
     this.scheduler.schedule(this.channel, () => {
-      if (peer.isClosed) return
+      if (peer.isClosed) {
+        consumed(batch)
+        return
+      }
       const headers = envs ?? JSON.parse(json) as unknown[]
       const inbound: InMessage[] = headers.map((env, i) => {
         const d = datas[i]
@@ -66,7 +73,11 @@ class MemoryEndpoint implements Connection {
         }
         return { env, data: payloadOf(d) }
       })
-      peer.handlers.message(inbound)
+      try {
+        peer.handlers.message(inbound)
+      } finally {
+        consumed(batch) // the peer handled the batch (synchronously) and copied what it keeps
+      }
     })
     return true
   }

@@ -7,7 +7,8 @@
  * A send is a batch of messages that arrives whole and in order; a
  * connection is FIFO, as TCP is. Chunks handed to send must not change until
  * the peer has consumed them (the migration protocol guarantees this: the
- * pages are locked for the duration of the migration).
+ * pages are locked for the duration of the migration, or pinned until the
+ * message's onConsumed).
  */
 import type { Payload } from './payload.js'
 
@@ -16,6 +17,12 @@ export interface OutMessage {
   readonly env: object
   /** Page data that belongs to this message. */
   readonly data?: readonly Uint8Array[] | undefined
+  /**
+   * Called once the data is no longer needed (encoded onto the wire, or
+   * delivered and handled by the peer, or dropped): the sender may then
+   * reuse what the chunks point at.
+   */
+  readonly onConsumed?: (() => void) | undefined
 }
 
 export interface InMessage {

@@ -12,6 +12,10 @@ import { svmError } from '../errors.js'
 
 export const WS_MAX_PAYLOAD = 256 * 1024 * 1024
 
+export function consumed (batch: readonly OutMessage[]): void {
+  for (const m of batch) m.onConsumed?.()
+}
+
 const noopHandlers: ConnectionEvents = { message: () => {}, malformed: () => {}, close: () => {} }
 
 class WsConnection implements Connection {
@@ -51,8 +55,12 @@ class WsConnection implements Connection {
   }
 
   send (batch: readonly OutMessage[]): boolean {
-    if (this.isClosed || this.socket.readyState !== WebSocket.OPEN) return false
+    if (this.isClosed || this.socket.readyState !== WebSocket.OPEN) {
+      consumed(batch)
+      return false
+    }
     this.socket.send(encodeFrame(batch), { binary: true })
+    consumed(batch) // encoding copied the data
     return true
   }
 

@@ -25,8 +25,9 @@ import { PayloadCursor } from '../../../shared/transport/payload.js'
 import type { Mm, MmContext } from './mm.js'
 import { type Invalidation, type SelfInvalidated } from './notifiers.js'
 import { DEVICE, MIGRATION, NONE, PTE_WRITE, SYSTEM, ZERO, isWritable, kindOf } from './pte.js'
-import { keyPid, keyVpn, type MigrationSession } from './migration-session.js'
+import type { MigrationSession } from './migration-session.js'
 import { PROT_WRITE } from './vma.js'
+import { SystemMemory } from './system-memory.js'
 
 // ---------------------------------------------------------------- to device
 
@@ -98,6 +99,13 @@ export async function collectToDevice (
       const copy: number[] = new Array(n)
       const data: Uint8Array[] = []
       const system = mm.phys.system
+      // Sources as few views as possible: frames next to each other in a slab share one.
+      let runStart = -1
+      let runLen = 0
+      const flush = (): void => {
+        if (runLen > 0) data.push(system.viewRun(runStart, runLen))
+        runLen = 0
+      }
       for (let i = 0; i < n; i++) {
         const vpn = startVpn + i
         const pte = mm.pt.pte(vpn)
@@ -106,15 +114,29 @@ export async function collectToDevice (
         session.srcPfn[i] = pfn
         if (kindOf(pte) === SYSTEM) {
           system.pin(pfn)
-          lockAllMappings(ctx, session, i, system.rmap.mappings(pfn), (p, v) => { system.rmap.remove(pfn, p, v) })
+          if (system.rmap.count(pfn) === 1) {
+            // Only this process maps it, at this page: no rmap walk needed.
+            mm.pt.set(vpn, MIGRATION, session.id)
+            system.rmap.remove(pfn, mm.pid, vpn)
+            session.addMapping(mm.pid, vpn, i)
+          } else {
+            lockAllMappings(ctx, session, i, system.rmap.mappings(pfn), (p, v) => { system.rmap.remove(pfn, p, v) })
+          }
           copy[i] = 1
-          data.push(system.view(pfn))
+          if (runLen > 0 && SystemMemory.adjacent(runStart + runLen - 1, pfn)) {
+            runLen++
+          } else {
+            flush()
+            runStart = pfn
+            runLen = 1
+          }
         } else {
           mm.pt.set(vpn, MIGRATION, session.id)
           session.addMapping(mm.pid, vpn, i)
           copy[i] = 0
         }
       }
+      flush()
       armDeadline(ctx, session)
       return { status: 'collected', session, copy, data }
     } finally {
@@ -123,11 +145,14 @@ export async function collectToDevice (
   })
 }
 
-/** migrate_vma_pages + finalize: device pages go in where the session still holds the PTE. */
-export function commitToDevice (ctx: MmContext, session: MigrationSession, dst: readonly number[]): number[] {
+/**
+ * migrate_vma_pages + finalize: device pages go in where the session still
+ * holds the PTE. The destination is one allocation: slot i gets device pfn
+ * dst + i.
+ */
+export function commitToDevice (ctx: MmContext, session: MigrationSession, dst: number, keepSources = false): number[] {
   if (session.state !== 'open') throw svmError('EBUSY', `migration ${session.id} was already ${session.state}`)
-  if (dst.length !== session.slots) throw svmError('EINVAL', `migration ${session.id} needs ${session.slots} destination pages`)
-  const counts = mappingsPerSlot(session)
+  const counts = session.mappingsPerSlot()
   const placed = new Uint8Array(session.slots)
   forEachHeld(ctx, session, (mm, pid, vpn, slot) => {
     const src = session.srcPte[slot] as number
@@ -139,13 +164,13 @@ export function commitToDevice (ctx: MmContext, session: MigrationSession, dst: 
       writable = vma !== undefined && (vma.prot & PROT_WRITE) !== 0
     }
     writable &&= counts[slot] === 1
-    const id = deviceId(session.gpu, dst[slot] as number)
+    const id = deviceId(session.gpu, dst + slot)
     const pte = DEVICE | (writable ? PTE_WRITE : 0)
     mm.pt.set(vpn, pte, id)
     mm.phys.map(pte, id, pid, vpn)
     placed[slot] = 1
   })
-  releaseSources(ctx, session)
+  if (!keepSources) releaseSources(ctx, session)
   finish(ctx, session, 'committed')
   const failed: number[] = []
   for (let i = 0; i < session.slots; i++) if (placed[i] === 0) failed.push(i)
@@ -254,7 +279,7 @@ export function commitToRam (ctx: MmContext, session: MigrationSession, data: Pa
   if (data === null || data.length !== session.slots * PAGE_SIZE) {
     throw svmError('EINVAL', `migration ${session.id} needs ${session.slots} pages of data`)
   }
-  const counts = mappingsPerSlot(session)
+  const counts = session.mappingsPerSlot()
   const system = ctx.phys.system
   const frames = new Int32Array(session.slots).fill(-1)
   const cursor = new PayloadCursor(data)
@@ -296,7 +321,7 @@ export function commitToRam (ctx: MmContext, session: MigrationSession, data: Pa
  */
 export function abortSession (ctx: MmContext, session: MigrationSession): number[] {
   if (session.state !== 'open') return []
-  const counts = mappingsPerSlot(session)
+  const counts = session.mappingsPerSlot()
   const restored = new Uint8Array(session.slots)
   forEachHeld(ctx, session, (mm, pid, vpn, slot) => {
     let pte = session.srcPte[slot] as number
@@ -322,23 +347,17 @@ export function abortSession (ctx: MmContext, session: MigrationSession): number
 
 /** Calls fn for every PTE that still holds this session's migration entry. */
 function forEachHeld (ctx: MmContext, session: MigrationSession, fn: (mm: Mm, pid: number, vpn: number, slot: number) => void): void {
-  for (const [key, slot] of session.mappings) {
-    const pid = keyPid(key)
-    const vpn = keyVpn(key)
-    const mm = ctx.mms.get(pid)
-    if (mm === undefined || kindOf(mm.pt.pte(vpn)) !== MIGRATION || mm.pt.pfn(vpn) !== session.id) continue
+  let mm: Mm | undefined
+  session.forEachMapping((pid, vpn, slot) => {
+    if (mm === undefined || mm.pid !== pid) mm = ctx.mms.get(pid)
+    if (mm === undefined || kindOf(mm.pt.pte(vpn)) !== MIGRATION || mm.pt.pfn(vpn) !== session.id) return
     fn(mm, pid, vpn, slot)
-  }
+  })
 }
 
-function mappingsPerSlot (session: MigrationSession): Uint16Array {
-  const counts = new Uint16Array(session.slots)
-  for (const slot of session.mappings.values()) counts[slot] = (counts[slot] as number) + 1
-  return counts
-}
 
 /** Replaces every mapping (flattened pid, vpn pairs) of one page with this session's entry. */
-function lockAllMappings (ctx: MmContext, session: MigrationSession, slot: number, maps: number[], unrmap: (pid: number, vpn: number) => void): void {
+function lockAllMappings (ctx: MmContext, session: MigrationSession, slot: number, maps: readonly number[], unrmap: (pid: number, vpn: number) => void): void {
   for (let k = 0; k < maps.length; k += 2) {
     const pid = maps[k] as number
     const vpn = maps[k + 1] as number
@@ -357,7 +376,7 @@ function lockDevicePages (ctx: MmContext, session: MigrationSession, pages: Arra
     session.srcPte[slot] = p.pte
     session.srcPfn[slot] = id
     const rmap = ctx.phys.deviceRmap(p.gpu)
-    lockAllMappings(ctx, session, slot, rmap.mappings(p.pfn), (pid, vpn) => { rmap.remove(p.pfn, pid, vpn) })
+    lockAllMappings(ctx, session, slot, rmap.count(p.pfn) === 1 ? rmap.first(p.pfn) : rmap.mappings(p.pfn), (pid, vpn) => { rmap.remove(p.pfn, pid, vpn) })
     out.push(p.pfn)
   })
   return out
@@ -375,8 +394,8 @@ async function invalidateSharers (mm: Mm, startVpn: number, n: number, kind: num
     const pte = mm.pt.pte(vpn)
     if (kindOf(pte) !== kind) continue
     const id = mm.pt.pfn(vpn)
+    if (ctx.phys.mapcount(pte, id) <= 1) continue
     const maps = kind === SYSTEM ? ctx.phys.system.rmap.mappings(id) : ctx.phys.deviceMappings(deviceGpu(id), devicePfn(id))
-    if (maps.length <= 2) continue
     for (let k = 0; k < maps.length; k += 2) {
       if (maps[k] !== mm.pid) addSpan(spans, maps[k] as number, maps[k + 1] as number)
     }
@@ -400,7 +419,8 @@ function addSpan (spans: Map<number, Array<[number, number]>>, pid: number, vpn:
   else list.push([vpn, vpn + 1])
 }
 
-function releaseSources (ctx: MmContext, session: MigrationSession): void {
+/** Unpins a committed to-device session's source frames (after commitToDevice with keepSources). */
+export function releaseSources (ctx: MmContext, session: MigrationSession): void {
   if (session.direction !== 'to_device') return
   const system = ctx.phys.system
   for (let slot = 0; slot < session.slots; slot++) {

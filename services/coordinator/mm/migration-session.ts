@@ -34,8 +34,16 @@ export class MigrationSession {
   /** Source PTE (kind byte incl. write bit) and pfn, per slot. */
   readonly srcPte: Uint8Array
   readonly srcPfn: Uint32Array
-  /** (pid, vpn) key -> slot, for every PTE this session locked. */
-  readonly mappings = new Map<number, number>()
+  /**
+   * The common case, in typed arrays: one mapping per slot's page (its
+   * process and virtual page). Further mappings (sharers after fork) are in
+   * `extra`. Lookups by (pid, vpn) scan the slots: they only happen when
+   * munmap, mremap or fork meets a migration entry.
+   */
+  readonly primaryPid: Int32Array
+  readonly primaryVpn: Float64Array
+  /** (pid, vpn) key -> slot for mappings beyond each slot's first. */
+  readonly extra = new Map<number, number>()
   state: 'open' | 'committed' | 'aborted' = 'open'
   private readonly finished: Deferred<void> = deferred<void>()
   timer: ReturnType<typeof setTimeout> | undefined
@@ -46,8 +54,12 @@ export class MigrationSession {
     readonly direction: Direction,
     readonly slots: number
   ) {
-    this.srcPte = new Uint8Array(slots)
-    this.srcPfn = new Uint32Array(slots)
+    // One buffer for all per-slot arrays (8-byte fields first, for alignment).
+    const buf = new ArrayBuffer(slots * (8 + 4 + 4 + 1))
+    this.primaryVpn = new Float64Array(buf, 0, slots)
+    this.srcPfn = new Uint32Array(buf, slots * 8, slots)
+    this.primaryPid = new Int32Array(buf, slots * 12, slots).fill(-1)
+    this.srcPte = new Uint8Array(buf, slots * 16, slots)
   }
 
   get done (): Promise<void> {
@@ -55,23 +67,58 @@ export class MigrationSession {
   }
 
   addMapping (pid: number, vpn: number, slot: number): void {
-    this.mappings.set(mappingKey(pid, vpn), slot)
+    if (this.primaryPid[slot] === -1) {
+      this.primaryPid[slot] = pid
+      this.primaryVpn[slot] = vpn
+    } else {
+      this.extra.set(mappingKey(pid, vpn), slot)
+    }
+  }
+
+  private primarySlot (pid: number, vpn: number): number {
+    for (let s = 0; s < this.slots; s++) if (this.primaryPid[s] === pid && this.primaryVpn[s] === vpn) return s
+    return -1
   }
 
   slotOf (pid: number, vpn: number): number | undefined {
-    return this.mappings.get(mappingKey(pid, vpn))
+    const s = this.primarySlot(pid, vpn)
+    return s >= 0 ? s : this.extra.get(mappingKey(pid, vpn))
   }
 
   dropMapping (pid: number, vpn: number): void {
-    this.mappings.delete(mappingKey(pid, vpn))
+    const s = this.primarySlot(pid, vpn)
+    if (s >= 0) this.primaryPid[s] = -1
+    else this.extra.delete(mappingKey(pid, vpn))
   }
 
   moveMapping (pid: number, oldVpn: number, newVpn: number): void {
+    const s = this.primarySlot(pid, oldVpn)
+    if (s >= 0) {
+      this.primaryVpn[s] = newVpn
+      return
+    }
     const key = mappingKey(pid, oldVpn)
-    const slot = this.mappings.get(key)
+    const slot = this.extra.get(key)
     if (slot === undefined) return
-    this.mappings.delete(key)
-    this.mappings.set(mappingKey(pid, newVpn), slot)
+    this.extra.delete(key)
+    this.extra.set(mappingKey(pid, newVpn), slot)
+  }
+
+  /** Every (pid, vpn) the session holds, with its slot. */
+  forEachMapping (fn: (pid: number, vpn: number, slot: number) => void): void {
+    for (let s = 0; s < this.slots; s++) {
+      const pid = this.primaryPid[s] as number
+      if (pid !== -1) fn(pid, this.primaryVpn[s] as number, s)
+    }
+    for (const [key, slot] of this.extra) fn(keyPid(key), keyVpn(key), slot)
+  }
+
+  /** How many mappings each slot's page has in the session. */
+  mappingsPerSlot (): Uint16Array {
+    const counts = new Uint16Array(this.slots)
+    for (let s = 0; s < this.slots; s++) counts[s] = this.primaryPid[s] === -1 ? 0 : 1
+    for (const slot of this.extra.values()) counts[slot] = (counts[slot] as number) + 1
+    return counts
   }
 
   /** Marks the session over and wakes everyone waiting on its entries. */

@@ -20,6 +20,17 @@ export interface Leaf {
 export class PageTable {
   private readonly leaves = new Map<number, Leaf>()
   private present = 0
+  /** The last leaf looked up: loops over a range mostly stay in one leaf. */
+  private lastKey = -1
+  private lastLeaf: Leaf | undefined
+
+  private leaf (key: number): Leaf | undefined {
+    if (key !== this.lastKey) {
+      this.lastKey = key
+      this.lastLeaf = this.leaves.get(key)
+    }
+    return this.lastLeaf
+  }
 
   get presentPages (): number {
     return this.present
@@ -31,23 +42,25 @@ export class PageTable {
 
   /** The kind byte at vpn (NONE when absent). */
   pte (vpn: number): number {
-    const leaf = this.leaves.get(Math.floor(vpn / LEAF_PAGES))
+    const leaf = this.leaf(Math.floor(vpn / LEAF_PAGES))
     return leaf === undefined ? NONE : leaf.kind[vpn & LEAF_MASK] as number
   }
 
   pfn (vpn: number): number {
-    const leaf = this.leaves.get(Math.floor(vpn / LEAF_PAGES))
+    const leaf = this.leaf(Math.floor(vpn / LEAF_PAGES))
     return leaf === undefined ? 0 : leaf.pfn[vpn & LEAF_MASK] as number
   }
 
   set (vpn: number, pte: number, pfn: number): void {
     const key = Math.floor(vpn / LEAF_PAGES)
-    let leaf = this.leaves.get(key)
+    let leaf = this.leaf(key)
     const i = vpn & LEAF_MASK
     if (leaf === undefined) {
       if (pte === NONE) return
       leaf = { kind: new Uint8Array(LEAF_PAGES), pfn: new Uint32Array(LEAF_PAGES), used: 0 }
       this.leaves.set(key, leaf)
+      this.lastKey = key
+      this.lastLeaf = leaf
     }
     const was = leaf.kind[i] as number
     leaf.kind[i] = pte
@@ -58,13 +71,16 @@ export class PageTable {
     } else if (was !== NONE && pte === NONE) {
       leaf.used--
       this.present--
-      if (leaf.used === 0) this.leaves.delete(key)
+      if (leaf.used === 0) {
+        this.leaves.delete(key)
+        if (this.lastKey === key) this.lastLeaf = undefined
+      }
     }
   }
 
   /** Changes only the kind byte of a present entry (e.g. dropping write). */
   setKind (vpn: number, pte: number): void {
-    const leaf = this.leaves.get(Math.floor(vpn / LEAF_PAGES))
+    const leaf = this.leaf(Math.floor(vpn / LEAF_PAGES))
     if (leaf === undefined || leaf.kind[vpn & LEAF_MASK] === NONE) throw new Error(`setKind on an empty pte at vpn ${vpn}`)
     leaf.kind[vpn & LEAF_MASK] = pte
   }

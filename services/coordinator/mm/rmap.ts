@@ -118,6 +118,17 @@ export class RmapSpace {
     throw new Error(`rmap: page ${page} is not mapped at pid ${pid} vpn ${oldVpn}`)
   }
 
+  /** The first mapping of the page as [pid, vpn] (reused array: read it at once). */
+  first (page: number): readonly number[] {
+    const b = page >>> BLOCK_SHIFT
+    const i = page & MASK
+    this.scratch[0] = (this.firstPid[b] as Int32Array)[i] as number
+    this.scratch[1] = (this.firstVpn[b] as Float64Array)[i] as number
+    return this.scratch
+  }
+
+  private readonly scratch: number[] = [0, 0]
+
   /** Every mapping of the page, as [pid, vpn] pairs flattened. */
   mappings (page: number): number[] {
     const b = page >>> BLOCK_SHIFT

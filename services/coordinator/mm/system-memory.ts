@@ -113,6 +113,18 @@ export class SystemMemory {
     return slab.subarray(off, off + PAGE_SIZE)
   }
 
+  /** n consecutive frames as one view; they must lie in one slab (see sameSlab). */
+  viewRun (frame: number, n: number): Uint8Array {
+    const slab = this.slabs[frame >>> SLAB_SHIFT] as Uint8Array
+    const off = (frame & SLAB_MASK) * PAGE_SIZE
+    return slab.subarray(off, off + n * PAGE_SIZE)
+  }
+
+  /** Are frames a and a + 1 neighbours in one slab (so a view can span both)? */
+  static adjacent (a: number, b: number): boolean {
+    return b === a + 1 && (b & SLAB_MASK) !== 0
+  }
+
   /** Bytes of bookkeeping (everything but page data), for the G5 figure. */
   metadataBytes (): number {
     return this.rmap.metadataBytes() + this.pins.length * SLAB_FRAMES * 2 + this.freeStack.byteLength

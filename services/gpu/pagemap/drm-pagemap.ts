@@ -16,7 +16,7 @@
  * reports that no PTE maps it (folio_free), which drops its zdd reference.
  */
 import { svmError, hasCode } from '../../../shared/errors.js'
-import { PAGE_SIZE, alignDown } from '../../../shared/units.js'
+import { PAGE_SIZE, PAGES_PER_2M, alignDown } from '../../../shared/units.js'
 import { PayloadCursor, type Payload } from '../../../shared/transport/payload.js'
 import { type Log, silentLog } from '../../../shared/util/log.js'
 import type { GpuCounters } from '../../../shared/schemas/vm.js'
@@ -336,7 +336,16 @@ export class DrmPagemap {
 
   /** Copies collected device pages out with the commit, then frees them. */
   private async copyOut (session: number, pfns: readonly number[], job?: JobStats, fault?: FaultAfter): Promise<StepOutcome | null> {
-    const chunks = pfns.map((p) => this.vram.readView(p))
+    // One view per run of pages next to each other in a 2 MiB chunk.
+    const chunks: Uint8Array[] = []
+    let i = 0
+    while (i < pfns.length) {
+      const first = pfns[i] as number
+      let j = i + 1
+      while (j < pfns.length && pfns[j] === first + (j - i) && ((first + (j - i)) & (PAGES_PER_2M - 1)) !== 0) j++
+      chunks.push(this.vram.readSpan(first, j - i))
+      i = j
+    }
     let pages: StepOutcome | null
     try {
       pages = await this.port.commitToRam(session, chunks, fault)

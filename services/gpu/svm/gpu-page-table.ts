@@ -36,14 +36,13 @@ export class GpuPageTable {
 
   /** Zaps [startVpn, endVpn); returns how many entries were present. Visits present leaves only. */
   zap (startVpn: number, endVpn: number): number {
+    if (endVpn <= startVpn) return 0
     let n = 0
     const first = Math.floor(startVpn / LEAF)
     const last = Math.floor((endVpn - 1) / LEAF)
-    const keys = last - first < this.leaves.size
-      ? Array.from({ length: last - first + 1 }, (_, i) => first + i).filter((k) => this.leaves.has(k))
-      : [...this.leaves.keys()].filter((k) => k >= first && k <= last)
-    for (const key of keys) {
-      const leaf = this.leaves.get(key) as Float64Array
+    const visit = (key: number): void => {
+      const leaf = this.leaves.get(key)
+      if (leaf === undefined) return
       const lo = Math.max(startVpn, key * LEAF) - key * LEAF
       const hi = Math.min(endVpn, (key + 1) * LEAF) - key * LEAF
       for (let i = lo; i < hi; i++) {
@@ -52,6 +51,11 @@ export class GpuPageTable {
           n++
         }
       }
+    }
+    if (last - first < this.leaves.size) {
+      for (let key = first; key <= last; key++) visit(key)
+    } else {
+      for (const key of [...this.leaves.keys()]) if (key >= first && key <= last) visit(key)
     }
     this.mapped -= n
     return n

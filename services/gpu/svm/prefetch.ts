@@ -22,16 +22,27 @@ import type { SvmRange } from './range.js'
 
 interface Run { addr: number, length: number, location: string }
 
+/** Locations as small numbers: 0 unpopulated, 1 system, 2 + N for gpuN. */
+const UNPOPULATED = 0
+const SYSTEM_RAM = 1
+
+function locationCode (location: string): number {
+  if (location === 'unpopulated') return UNPOPULATED
+  if (location === 'system') return SYSTEM_RAM
+  return 2 + Number(location.slice(3))
+}
+
 /** Where a bound range maps one of its pages. */
-function mappedLocation (ctx: SvmContext, r: SvmRange, i: number): string {
+function mappedCode (ctx: SvmContext, r: SvmRange, i: number): number {
   const a = (r.dma as Float64Array)[i] as number
   const proto = dmaProto(a)
-  if (proto === PROTO_SYSTEM) return dmaId(a) === 0 ? 'unpopulated' : 'system'
-  return proto === PROTO_DRIVER ? `gpu${ctx.gpu}` : `gpu${deviceGpu(dmaId(a))}`
+  if (proto === PROTO_SYSTEM) return dmaId(a) === 0 ? UNPOPULATED : SYSTEM_RAM
+  return 2 + (proto === PROTO_DRIVER ? ctx.gpu : deviceGpu(dmaId(a)))
 }
 
 /** Bytes of the window, inside the given ranges, whose location differs from `before`. */
 export function changedBytes (ctx: SvmContext, before: readonly Run[], ranges: readonly SvmRange[], start: number, end: number): number {
+  const codes = before.map((r) => locationCode(r.location))
   let changed = 0
   let k = 0
   for (const r of ranges) {
@@ -39,9 +50,9 @@ export function changedBytes (ctx: SvmContext, before: readonly Run[], ranges: r
     for (let a = Math.max(r.start, start); a < Math.min(r.end, end); a += PAGE_SIZE) {
       while (k < before.length && (before[k] as Run).addr + (before[k] as Run).length <= a) k++
       const run = before[k]
-      const was = run !== undefined && run.addr <= a ? run.location : 'unpopulated'
-      const now = mappedLocation(ctx, r, (a - r.start) / PAGE_SIZE)
-      if (now !== was && !(was === 'unpopulated' && now === 'system')) changed += PAGE_SIZE
+      const was = run !== undefined && run.addr <= a ? codes[k] as number : UNPOPULATED
+      const now = mappedCode(ctx, r, (a - r.start) / PAGE_SIZE)
+      if (now !== was && !(was === UNPOPULATED && now === SYSTEM_RAM)) changed += PAGE_SIZE
     }
   }
   return changed

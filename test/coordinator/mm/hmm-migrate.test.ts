@@ -9,7 +9,7 @@ import { fork } from '../../../services/coordinator/mm/fork.js'
 import { PROT_READ, PROT_RW } from '../../../services/coordinator/mm/vma.js'
 import { HMM_INVALID, deviceId, hmmEncode, hmmId, hmmIsDevice, hmmIsWritable } from '../../../shared/svm/page-id.js'
 import { ZERO_FRAME } from '../../../services/coordinator/mm/system-memory.js'
-import { payloadOf } from '../../../shared/transport/payload.js'
+import { PayloadCursor, payloadOf } from '../../../shared/transport/payload.js'
 import type { Mm } from '../../../services/coordinator/mm/mm.js'
 
 const P = 4096
@@ -33,13 +33,15 @@ function toyGpu (h: Harness): { vram: Map<number, Buffer>, toDevice: (mm: Mm, st
     const out = await collectToDevice(mm, start, end, GPU, h.links.ownerOf(GPU))
     if (out.status !== 'collected') throw new Error('expected a collection')
     const dst: number[] = []
-    let k = 0
+    const cursor = new PayloadCursor(payloadOf(out.data))
     for (const c of out.copy) {
       const pfn = nextPfn++
-      vram.set(pfn, c === 1 ? Buffer.from(out.data[k++] as Uint8Array) : Buffer.alloc(P))
+      const page = Buffer.alloc(P)
+      if (c === 1) cursor.read(page, 0, P)
+      vram.set(pfn, page)
       dst.push(pfn)
     }
-    t.same(commitToDevice(h.ctx, out.session, dst), [])
+    t.same(commitToDevice(h.ctx, out.session, dst[0] as number), [])
   }
   return { vram, toDevice }
 }
@@ -144,7 +146,7 @@ t.test('munmap during a migration: the commit places nothing and reports the pag
   const out = await collectToDevice(mm, A, A + 2 * P, GPU, h.links.ownerOf(GPU))
   if (out.status !== 'collected') throw new Error('collect')
   await munmap(mm, A + P, P)
-  t.same(commitToDevice(ctx, out.session, [10, 11]), [1], 'the unmapped page failed')
+  t.same(commitToDevice(ctx, out.session, 10), [1], 'the unmapped page failed')
   t.equal(ctx.phys.system.usedFrames, used - 2, 'both sources freed')
   t.same(residency(mm, A, A + 2 * P), [{ addr: A, length: P, location: `gpu${GPU}` }])
 })
