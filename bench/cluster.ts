@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
-import { createServer, type AddressInfo } from 'node:net'
+import { freePortBlock, waitReady } from '../services/cluster/free-ports.js'
 import { spawnNode, stopChild, type Child } from './processes.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -27,45 +27,8 @@ export interface SpawnedCluster {
   stop: () => Promise<void>
 }
 
-async function listenOn (port: number): Promise<number | null> {
-  return await new Promise((resolve) => {
-    const s = createServer()
-    s.once('error', () => { resolve(null) })
-    s.listen(port, '127.0.0.1', () => {
-      const got = (s.address() as AddressInfo).port
-      s.close(() => { resolve(got) })
-    })
-  })
-}
-
-/** A port P from the OS such that P + 1 ... P + extra are free too. */
-async function freePortBlock (extra: number): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const base = await listenOn(0)
-    if (base === null || base + extra > 65535) continue
-    let ok = true
-    for (let i = 1; i <= extra && ok; i++) ok = (await listenOn(base + i)) !== null
-    if (ok) return base
-  }
-  throw new Error(`no block of ${extra + 1} free loopback ports`)
-}
-
-async function waitReady (url: string, children: Child[], timeoutMs: number): Promise<void> {
-  const t0 = Date.now()
-  let dead: string | null = null
-  for (const c of children) void c.exited.then((code) => { dead ??= `${c.name} exited (${code})` })
-  for (;;) {
-    if (dead !== null) throw new Error(dead)
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return
-    } catch {}
-    if (Date.now() - t0 > timeoutMs) throw new Error(`emulator at ${url} not ready after ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
 async function startOnce (opts: ClusterOptions): Promise<SpawnedCluster> {
-  const port = await freePortBlock(opts.gpus)
+  const port = await freePortBlock(opts.gpus + 1)
   const url = `http://127.0.0.1:${port}`
   const common = ['--log-level', 'warn', '--host', '127.0.0.1']
   const children: Child[] = []
@@ -81,7 +44,9 @@ async function startOnce (opts: ClusterOptions): Promise<SpawnedCluster> {
       children.push(spawnNode(`gpu${g}`, join(services, 'gpu/main.js'),
         ['--gpu', String(g), '--vram', opts.vram, '--coordinator-port', String(port), ...common], execArgv))
     }
-    await waitReady(url, children, opts.readyTimeoutMs ?? 20_000)
+    let dead: string | null = null
+    for (const c of children) void c.exited.then((code) => { dead ??= `${c.name} exited (${code})` })
+    await waitReady(url, opts.readyTimeoutMs ?? 20_000, () => dead)
     return { url, port, children, stop }
   } catch (err) {
     const tails = children.map((c) => `--- ${c.name}:\n${c.output().trim()}`).join('\n')

@@ -6,9 +6,8 @@
  */
 import { fileURLToPath } from 'node:url'
 import { dirname, join, sep } from 'node:path'
-import { sleep } from '../../shared/util/deadline.js'
 import { Supervisor } from '../launcher/supervisor.js'
-import { freePortBlock } from './free-ports.js'
+import { freePortBlock, waitReady } from './free-ports.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 /** The compiled services: beside this file when it runs from dist/, else under dist/ (tests run the sources). */
@@ -56,16 +55,8 @@ export async function spawnCluster (opts: SpawnOptions = {}): Promise<SpawnedClu
       args: [join(services, 'gpu/main.js'), '--gpu', String(g), '--vram', opts.vram ?? '64MiB', '--coordinator-port', String(port), ...common]
     })
   }
-  const waitReady = async (timeoutMs = opts.readyTimeoutMs ?? 20_000): Promise<void> => {
-    const t0 = Date.now()
-    for (;;) {
-      if (fatal !== null) throw new Error(fatal)
-      try {
-        if ((await fetch(`${url}/readyz`)).ok) return
-      } catch {}
-      if (Date.now() - t0 > timeoutMs) throw new Error(`cluster at ${url} not ready after ${timeoutMs} ms`)
-      await sleep(50)
-    }
+  const ready = async (timeoutMs = opts.readyTimeoutMs ?? 20_000): Promise<void> => {
+    await waitReady(url, timeoutMs, () => fatal)
   }
   const cluster: SpawnedCluster = {
     url,
@@ -76,11 +67,11 @@ export async function spawnCluster (opts: SpawnOptions = {}): Promise<SpawnedClu
       const pid = sup.pidOf(`gpu${g}`)
       if (pid !== undefined) process.kill(pid, signal)
     },
-    waitReady,
+    waitReady: ready,
     stop: async () => { await sup.stop(3000, 'coordinator') }
   }
   try {
-    await waitReady()
+    await ready()
   } catch (err) {
     await cluster.stop()
     throw err

@@ -19,21 +19,15 @@ export const DOCUMENTED_CODES = [
   'ENODEV', 'ENOLINK', 'EIO', 'ETIMEDOUT', 'EOPNOTSUPP'
 ] as const
 
-/** The status DESIGN.md §2 fixes for a code (413 for oversized bodies is the one documented exception). */
+/**
+ * DESIGN.md §2's status table, restated here as the oracle (not imported from
+ * shared/errors.ts: the test checks the code against the contract). 413 for
+ * oversized bodies is the one documented exception.
+ */
+const CONTRACT_STATUS: Readonly<Record<string, number>> = { E_VALIDATION: 400, EINVAL: 400, E_NOT_FOUND: 404, EBUSY: 409, ENODEV: 503 }
+
 export function statusOf (code: string): number {
-  switch (code) {
-    case 'E_VALIDATION':
-    case 'EINVAL':
-      return 400
-    case 'E_NOT_FOUND':
-      return 404
-    case 'EBUSY':
-      return 409
-    case 'ENODEV':
-      return 503
-    default:
-      return 422
-  }
+  return CONTRACT_STATUS[code] ?? 422
 }
 
 export const hex = (n: number): string => `0x${n.toString(16)}`
