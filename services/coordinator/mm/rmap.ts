@@ -4,7 +4,8 @@
  * chains for this (try_to_migrate, remove_migration_ptes); we keep the first
  * mapping in typed arrays and spill the rest of a shared page (fork's COW, a
  * shared mapping) to a small map, so the common single-mapping case costs
- * 16 bytes per page and no objects.
+ * 13 bytes per page and no objects (a virtual page number below 2^36 is
+ * kept as 32 low bits and 8 high bits).
  */
 
 const BLOCK_SHIFT = 14
@@ -14,7 +15,8 @@ const MASK = BLOCK - 1
 export class RmapSpace {
   private mapcount: Uint32Array[] = []
   private firstPid: Int32Array[] = []
-  private firstVpn: Float64Array[] = []
+  private firstVpnLo: Uint32Array[] = []
+  private firstVpnHi: Uint8Array[] = []
   /** Mappings beyond the first: flattened [pid, vpn, pid, vpn, ...]. */
   private readonly more = new Map<number, number[]>()
 
@@ -32,8 +34,18 @@ export class RmapSpace {
       const pids = new Int32Array(BLOCK)
       pids.fill(-1)
       this.firstPid.push(pids)
-      this.firstVpn.push(new Float64Array(BLOCK))
+      this.firstVpnLo.push(new Uint32Array(BLOCK))
+      this.firstVpnHi.push(new Uint8Array(BLOCK))
     }
+  }
+
+  private vpnAt (b: number, i: number): number {
+    return ((this.firstVpnHi[b] as Uint8Array)[i] as number) * 0x100000000 + ((this.firstVpnLo[b] as Uint32Array)[i] as number)
+  }
+
+  private setVpn (b: number, i: number, vpn: number): void {
+    ;(this.firstVpnLo[b] as Uint32Array)[i] = vpn % 0x100000000
+    ;(this.firstVpnHi[b] as Uint8Array)[i] = Math.floor(vpn / 0x100000000)
   }
 
   count (page: number): number {
@@ -47,7 +59,7 @@ export class RmapSpace {
     const pids = this.firstPid[b] as Int32Array
     if (pids[i] === -1) {
       pids[i] = pid
-      ;(this.firstVpn[b] as Float64Array)[i] = vpn
+      this.setVpn(b, i, vpn)
     } else {
       let extra = this.more.get(page)
       if (extra === undefined) {
@@ -65,17 +77,16 @@ export class RmapSpace {
     const i = page & MASK
     const counts = this.mapcount[b] as Uint32Array
     const pids = this.firstPid[b] as Int32Array
-    const vpns = this.firstVpn[b] as Float64Array
     const extra = this.more.get(page)
-    if (pids[i] === pid && vpns[i] === vpn) {
+    if (pids[i] === pid && this.vpnAt(b, i) === vpn) {
       if (extra !== undefined && extra.length > 0) {
         pids[i] = extra[0] as number
-        vpns[i] = extra[1] as number
+        this.setVpn(b, i, extra[1] as number)
         extra.splice(0, 2)
         if (extra.length === 0) this.more.delete(page)
       } else {
         pids[i] = -1
-        vpns[i] = 0
+        this.setVpn(b, i, 0)
       }
     } else {
       let found = false
@@ -101,9 +112,8 @@ export class RmapSpace {
     const b = page >>> BLOCK_SHIFT
     const i = page & MASK
     const pids = this.firstPid[b] as Int32Array
-    const vpns = this.firstVpn[b] as Float64Array
-    if (pids[i] === pid && vpns[i] === oldVpn) {
-      vpns[i] = newVpn
+    if (pids[i] === pid && this.vpnAt(b, i) === oldVpn) {
+      this.setVpn(b, i, newVpn)
       return
     }
     const extra = this.more.get(page)
@@ -123,7 +133,7 @@ export class RmapSpace {
     const b = page >>> BLOCK_SHIFT
     const i = page & MASK
     this.scratch[0] = (this.firstPid[b] as Int32Array)[i] as number
-    this.scratch[1] = (this.firstVpn[b] as Float64Array)[i] as number
+    this.scratch[1] = this.vpnAt(b, i)
     return this.scratch
   }
 
@@ -135,7 +145,7 @@ export class RmapSpace {
     const i = page & MASK
     const pid = (this.firstPid[b] as Int32Array)[i] as number
     if (pid === -1) return []
-    const out = [pid, (this.firstVpn[b] as Float64Array)[i] as number]
+    const out = [pid, this.vpnAt(b, i)]
     const extra = this.more.get(page)
     if (extra !== undefined) out.push(...extra)
     return out
@@ -145,6 +155,6 @@ export class RmapSpace {
   metadataBytes (): number {
     let extra = 0
     for (const v of this.more.values()) extra += 64 + v.length * 8
-    return this.mapcount.length * BLOCK * (4 + 4 + 8) + extra
+    return this.mapcount.length * BLOCK * (4 + 4 + 4 + 1) + extra
   }
 }

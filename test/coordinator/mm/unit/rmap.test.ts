@@ -147,5 +147,17 @@ t.test('ensure grows by blocks and keeps what is there', async (t) => {
   t.same(r.mappings(BLOCK - 1), [1, 1], 'the last page of the first block kept its mapping')
   t.same(r.mappings(BLOCK), [2, 2], 'the first page of the second block is separate')
   t.equal(r.count(BLOCK + 1), 0)
-  t.ok(r.metadataBytes() >= 2 * BLOCK * 16, 'metadata accounts 16 bytes a page')
+  t.ok(r.metadataBytes() >= 2 * BLOCK * 13, 'metadata accounts 13 bytes a page')
+})
+
+t.test('virtual page numbers up to 2^36 survive the split storage', async (t) => {
+  const r = new RmapSpace(BLOCK)
+  const high = 2 ** 36 - 1
+  r.add(3, 7, high)
+  r.add(3, 8, 2 ** 32)
+  t.same(r.mappings(3), [7, high, 8, 2 ** 32])
+  r.relocate(3, 7, high, 2 ** 35 + 5)
+  t.same(r.first(3), [7, 2 ** 35 + 5])
+  t.equal(r.remove(3, 7, 2 ** 35 + 5), 1)
+  t.same(r.mappings(3), [8, 2 ** 32], 'the spilled mapping moved into the typed arrays intact')
 })
