@@ -219,3 +219,23 @@ bothWays(t, 'bad exec input gets the documented codes', {}, async (t, api) => {
   t.equal((await codeOf(api.createVm({ gpu: 9, pid: 1 }))).code, 'E_NOT_FOUND')
   t.equal((await codeOf(api.fault(vm, { addr: 2 ** 47, access: 'read' }))).code, 'EINVAL')
 })
+
+bothWays(t, 'madvise: a changed attribute invalidates the GPU mapping, an unchanged one does not', {}, async (t, api) => {
+  const { pid, addr, vm } = await setup(api, K64)
+  await api.writeMemory(pid, addr, Buffer.from('data'))
+  await api.madvise(vm, { addr, length: K64, preferredLocation: 'system' })
+  await api.exec(vm, { ops: [{ op: 'read', addr, length: 4 }] })
+  t.equal((await api.ranges(vm))[0]?.bound, true)
+  await api.madvise(vm, { addr, length: K64, preferredLocation: 'system' })
+  t.equal((await api.ranges(vm))[0]?.bound, true, 're-applying the same preferred location leaves the binding')
+  await api.madvise(vm, { addr, length: K64, atomic: 'undefined' })
+  t.equal((await api.ranges(vm))[0]?.bound, true, 'nor does re-applying the default atomic mode')
+  const faults = (await api.gpu(0)).counters.faults
+  await api.exec(vm, { ops: [{ op: 'read', addr, length: 4 }] })
+  t.equal((await api.gpu(0)).counters.faults, faults, 'the next access does not fault')
+  await api.madvise(vm, { addr, length: K64, preferredLocation: 'device' })
+  t.equal((await api.ranges(vm))[0]?.bound, false, 'a change zaps the PTEs')
+  const r = await api.exec(vm, { ops: [{ op: 'read', addr, length: 4 }] })
+  t.equal(r.stats.faults, 1, 'and the next access faults to re-place the range')
+  t.equal((await api.residency(pid, addr, K64)).runs[0]?.location, 'gpu0', 'now in VRAM, as preferred')
+})

@@ -33,6 +33,9 @@ t.test('launcher starts the cluster, prints the URL, and stops cleanly', async (
   for (let g = 0; g < 3; g++) {
     const h = await fetch(`http://127.0.0.1:${port + 1 + g}/healthz`)
     t.equal(h.status, 200, `gpu${g} answers health on port P+1+${g}`)
+    t.equal((await fetch(`http://127.0.0.1:${port + 1 + g}/readyz`)).status, 200, `gpu${g} is ready (registered)`)
+    const m = await (await fetch(`http://127.0.0.1:${port + 1 + g}/metrics`)).text()
+    t.match(m, new RegExp(`gpusvm_gpu_vram_used_bytes\\{gpu="${g}"\\} 0`), `gpu${g} exports its metrics`)
   }
   t.equal(childrenOf(port).length, 4, 'coordinator and three GPU processes')
   const exited = new Promise<number | null>((resolve) => { child.once('exit', (code) => { resolve(code) }) })

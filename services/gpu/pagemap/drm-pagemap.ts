@@ -22,6 +22,8 @@ import { type Log, silentLog } from '../../../shared/util/log.js'
 import type { GpuCounters } from '../../../shared/schemas/vm.js'
 import type { CoordinatorPort, FaultAfter, StepOutcome, ToRam } from '../coordinator-port.js'
 import type { SelfInvalidation } from '../svm/self-invalidation.js'
+import { PROTO_DRIVER, dmaEncode } from '../svm/page-addr.js'
+import { deviceId } from '../../../shared/svm/page-id.js'
 import type { JobStats } from '../counters.js'
 import { BuddyAllocator, MAX_ORDER } from './buddy-allocator.js'
 import { Devmem } from './devmem.js'
@@ -80,6 +82,22 @@ export class DrmPagemap {
   touch (d: Devmem): void {
     if (this.devmems.delete(d.id)) this.devmems.set(d.id, d)
   }
+
+  // ------------------------------------------------------------ device_map
+
+  /**
+   * drm_pagemap_ops.device_map for this device: the address a GPU uses for
+   * one of these pages. This GPU reaches its own VRAM directly (the DPA,
+   * proto DRIVER); mapping for another device would be a P2P address, which
+   * this version does not provide (see get-pages.ts).
+   */
+  deviceMap (pfn: number, forGpu: number): number {
+    if (forGpu !== this.gpu) throw svmError('EOPNOTSUPP', `gpu${forGpu} cannot map gpu${this.gpu}'s VRAM peer-to-peer here`)
+    return dmaEncode(deviceId(this.gpu, pfn), PROTO_DRIVER)
+  }
+
+  /** drm_pagemap_ops.device_unmap: nothing to undo for the device's own VRAM. */
+  deviceUnmap (_addr: number): void {}
 
   // ------------------------------------------------------------ allocation
 

@@ -18,7 +18,7 @@ import { deviceGpu, devicePfn, hmmExpand, hmmId, hmmIsDevice } from '../../../sh
 import type { Pages } from '../../../shared/protocol/messages/coordinator.js'
 import type { SvmContext } from './context.js'
 import type { GpuVm } from './gpu-vm.js'
-import { PROTO_DRIVER, PROTO_SYSTEM, dmaEncode } from './page-addr.js'
+import { PROTO_SYSTEM, dmaEncode } from './page-addr.js'
 import type { SvmRange } from './range.js'
 import type { Devmem } from '../pagemap/devmem.js'
 import type { StepOutcome } from '../coordinator-port.js'
@@ -77,7 +77,7 @@ function mapPages (ctx: SvmContext, r: SvmRange, pfns: readonly number[], o: Get
       if (i > 0 && d !== firstDevmem) throw svmError('EOPNOTSUPP', 'range spans two device allocations')
       firstGpu = gpu
       firstDevmem = d
-      dma[i] = dmaEncode(id, PROTO_DRIVER)
+      dma[i] = ctx.pagemap.deviceMap(devicePfn(id), ctx.gpu)
     } else {
       if (firstGpu >= 0) throw svmError('EOPNOTSUPP', 'range mixes memory kinds')
       if (o.devmemOnly) throw svmError('EFAULT', 'device memory required but a page is in system memory')

@@ -59,7 +59,11 @@ export class GpuVm {
     if (r.tilePresent) r.tileInvalidated = true
   }
 
-  /** drm_gpusvm_range_unmap_pages */
+  /**
+   * drm_gpusvm_range_unmap_pages: undo the DMA/device mappings (nothing to
+   * release for system frames or this device's own VRAM in the emulator) and
+   * clear the flags, so the range is no longer valid.
+   */
   unmapPages (r: SvmRange): void {
     r.hasDmaMapping = false
     r.hasDevmemPages = false
