@@ -23,8 +23,6 @@ import {
 import type { MigrationSession } from './mm/migration-session.js'
 import { dmaRead, dmaWrite } from './mm/dma.js'
 import { PROT_WRITE, protName } from './mm/vma.js'
-import { residency } from './mm/residency.js'
-import { PAGE_SIZE } from '../../shared/units.js'
 
 export interface SvmServiceDeps {
   mmctx: MmContext
@@ -227,16 +225,10 @@ export function serveSvm (peer: GpuPeer, gpuOf: () => number, d: SvmServiceDeps)
     return { result: { orphans: abortSession(ctx, s) } }
   })
 
-  peer.handle('mm.layout', (p) => {
+  peer.handle('mm.vmas', (p) => {
     gpuOf()
     const mm = ctx.mm(p.pid)
-    if (p.end <= p.start || p.start % PAGE_SIZE !== 0 || p.end % PAGE_SIZE !== 0) throw svmError('EINVAL', 'layout span must be page aligned')
-    return {
-      result: {
-        vmas: mm.vmas.overlapping(p.start, p.end).map((v) => ({ start: v.start, end: v.end, prot: protName(v.prot), shared: v.shm !== null })),
-        runs: residency(mm, p.start, p.end)
-      }
-    }
+    return { result: { vmas: mm.vmas.overlapping(p.start, p.end).map((v) => ({ start: v.start, end: v.end, prot: protName(v.prot), shared: v.shm !== null })) } }
   })
 
   peer.handle('dma.read', (p) => {

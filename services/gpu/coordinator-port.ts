@@ -14,10 +14,7 @@ import type { Payload } from '../../shared/transport/payload.js'
 export type ToRam = Static<typeof ToRamCollected>
 export interface FaultAfter { pid: number, notifier: number, start: number, end: number, write: boolean }
 export type StepOutcome = { ok: true, pages: Pages } | { ok: false, error: { code: string, message: string } }
-export interface Layout {
-  vmas: Array<{ start: number, end: number, prot: string, shared: boolean }>
-  runs: Array<{ addr: number, length: number, location: string }>
-}
+
 export type CommitToDevice = Static<typeof CommitToDeviceResult>
 
 export interface CoordinatorPort {
@@ -31,7 +28,7 @@ export interface CoordinatorPort {
   dmaRead: (segs: number[]) => Promise<Payload>
   dmaWrite: (segs: number[], data: Uint8Array[]) => Promise<void>
   notifierRemove: (pid: number, ids: number[]) => void
-  layout: (pid: number, start: number, end: number) => Promise<Layout>
+  vmas: (pid: number, start: number, end: number) => Promise<Array<{ start: number, end: number, prot: string, shared: boolean }>>
 }
 
 export type CoordinatorPeer = RpcPeer<CoordinatorMethods, GpuMethods>
@@ -50,7 +47,7 @@ export function rpcCoordinatorPort (peer: CoordinatorPeer): CoordinatorPort {
       return r.data ?? { length: 0, chunks: [] }
     },
     dmaWrite: async (segs, data) => { await peer.request('dma.write', { segs }, { data }) },
-    layout: async (pid, start, end) => (await peer.request('mm.layout', { pid, start, end })).result,
+    vmas: async (pid, start, end) => (await peer.request('mm.vmas', { pid, start, end })).result.vmas,
     notifierRemove: (pid, ids) => {
       peer.request('mmu.notifier_remove', { pid, ids }).catch((err: unknown) => {
         peer.log.debug({ err }, 'notifier removal not acknowledged')

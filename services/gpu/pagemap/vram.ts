@@ -1,9 +1,10 @@
 /**
  * A GPU's VRAM as real bytes, backed lazily in 2 MiB chunks: an emulated
- * 16 GiB device costs what has been used. A chunk is backed on first use and
- * its buffer is set aside when the allocator reports the whole 2 MiB block
- * free (up to half the device, so host memory stays bounded by what the
- * device has used, and a fresh buffer's page faults are not paid every time).
+ * 16 GiB device costs what has been used. A chunk is backed on first use;
+ * when the allocator reports its whole 2 MiB block free, its buffer is kept
+ * for the next chunk that needs one, so host memory stays bounded by the most
+ * the device has held at once and a fresh buffer's page faults are not paid
+ * on every migration.
  *
  * Pages of an unbacked chunk read as zeros. A chunk backed with a reused
  * buffer holds old bytes, so its pages are marked stale one by one and
@@ -16,10 +17,6 @@ const CHUNK_SHIFT = 9
 const CHUNK_MASK = PAGES_PER_2M - 1
 const CHUNK_BYTES = PAGES_PER_2M * PAGE_SIZE
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE)
-
-function spareLimit (bytes: number): number {
-  return Math.min(1024 * 1024 * 1024, Math.max(64 * 1024 * 1024, bytes / 2))
-}
 
 export class Vram {
   readonly pages: number
@@ -118,6 +115,6 @@ export class Vram {
     if (chunk === undefined) return
     this.chunks[c] = undefined
     this.backed--
-    if ((this.spare.length + 1) * CHUNK_BYTES <= spareLimit(this.bytes)) this.spare.push(chunk)
+    this.spare.push(chunk)
   }
 }

@@ -138,12 +138,9 @@ export const CoordinatorMethods = {
     result: Closed({ pages: Type.Union([Type.Null(), PagesOutcome]) })
   },
   'migrate.abort': { params: Closed({ session: Count }), result: Closed({ orphans: Ints }) },
-  'mm.layout': {
+  'mm.vmas': {
     params: Closed({ pid: Id, start: Address, end: Address }),
-    result: Closed({
-      vmas: Type.Array(Closed({ start: Address, end: Address, prot: Type.String(), shared: Bool })),
-      runs: Type.Array(Closed({ addr: Address, length: Count, location: Type.String() }))
-    })
+    result: Closed({ vmas: Type.Array(Closed({ start: Address, end: Address, prot: Type.String(), shared: Bool })) })
   },
   'dma.read': { params: Closed({ segs: Ints }), result: Closed({}) },
   'dma.write': { params: Closed({ segs: Ints }), result: Closed({}) }
