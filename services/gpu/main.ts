@@ -42,6 +42,8 @@ if (process.send !== undefined) process.on('disconnect', () => { process.kill(pr
 await app.listen({ port, host })
 
 let backoff = 100
+// The launcher starts GPUs beside the coordinator: the first refusals are expected.
+let failures = 0
 while (!stopping) {
   try {
     const conn = await connectWs(coordinatorUrl, 'coordinator')
@@ -54,13 +56,15 @@ while (!stopping) {
     }
     current = attached
     backoff = 100
+    failures = 0
     log.info({ owner: attached.device.owner, instance: attached.instance, coordinator: coordinatorUrl }, `gpu${gpu} online`)
     const reason = await new Promise<string>((resolve) => { attached.peer.onClose(resolve) })
     current = null
     if (!stopping) log.warn({ reason }, 'lost the coordinator: starting over with empty VRAM')
   } catch (err) {
     current = null
-    if (!stopping) log.warn({ err: (err as Error).message, retryInMs: backoff }, 'cannot register with the coordinator yet')
+    failures++
+    if (!stopping) log[failures > 5 ? 'warn' : 'info']({ err: (err as Error).message, retryInMs: backoff }, 'cannot register with the coordinator yet')
   }
   if (!stopping) {
     await sleep(backoff)
